@@ -1,0 +1,262 @@
+/*
+ * layout.h - the shared-memory segment of ringmaster.
+ *
+ *   +---------------------------+ 0
+ *   | rm_shm_header             |  magic written last (release), attach checks all
+ *   +---------------------------+ hdr.pools_off
+ *   | rm_shm_pool [RM_MAX_POOLS]|  pool descriptors (master writes, all read)
+ *   +---------------------------+ hdr.sb_off
+ *   | rm_sb_entry [nprocs]      |  scoreboard: one cache line per process
+ *   +---------------------------+ hdr.stats_off
+ *   | rm_gw_stats [G][POOLS]    |  per-gateway, per-pool request counters
+ *   | rm_master_stats [POOLS]   |  restarts, retries (master only)
+ *   +---------------------------+ hdr.arena_off
+ *   | arena: per pool           |  ring, slot state words, slot meta,
+ *   |                           |  request areas, response areas
+ *   +---------------------------+ hdr.size
+ *
+ * Rules (see docs/shm.md):
+ *  - No pointers cross processes: only offsets (from the segment base) and
+ *    indexes. Every index read from shared memory is bounds-checked by its
+ *    reader.
+ *  - Every field has one writer at a time, named in its comment. Fields that
+ *    several processes touch concurrently are C11 atomics, and each access
+ *    says its memory order and what it pairs with.
+ *  - Hot fields of different writers live on different cache lines.
+ *  - Layout changes bump RM_SHM_LAYOUT_VERSION.
+ */
+#ifndef RM_SHM_LAYOUT_H
+#define RM_SHM_LAYOUT_H
+
+#include <assert.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RM_CACHELINE 64
+#define RM_SHM_MAGIC "RNGMSTR\0"
+#define RM_SHM_MAGIC_LEN 8
+#define RM_SHM_LAYOUT_VERSION 1u
+
+#define RM_SHM_MAX_POOLS 32
+#define RM_SHM_POOL_NAME 48
+#define RM_SHM_CTYPE 128
+#define RM_NO_SLOT UINT32_MAX
+
+/* ------------------------------------------------------------------ header */
+
+struct rm_shm_header {
+    /* Written by the master before the first fork; magic last, after a
+     * release fence (segment.c: F1). Read-only for everyone afterwards. */
+    char magic[RM_SHM_MAGIC_LEN];
+    uint32_t layout_version;
+    uint32_t header_size;        /* sizeof(struct rm_shm_header) */
+    uint64_t size;               /* whole segment, bytes */
+    int32_t master_pid;
+    uint32_t nprocs;             /* scoreboard entries */
+    uint64_t birth_realtime_ns;  /* CLOCK_REALTIME at creation: detects restarts */
+    uint64_t birth_mono_ns;      /* CLOCK_MONOTONIC at creation */
+    uint32_t max_pools;          /* RM_SHM_MAX_POOLS */
+    uint32_t max_gateways;
+    uint64_t pools_off;
+    uint64_t sb_off;
+    uint64_t gw_stats_off;
+    uint64_t master_stats_off;
+    uint64_t arena_off;
+    uint64_t arena_size;
+    /* Written by the master at run time (single writer), read by ctl and
+     * gateways with acquire; pairs with the master's release stores. */
+    alignas(RM_CACHELINE) _Atomic uint32_t draining;     /* 1: graceful stop begun */
+    _Atomic uint32_t pools_seq;    /* bumped after any pool descriptor change */
+    _Atomic uint64_t master_heartbeat_ns;
+    _Atomic uint32_t ngateways;    /* gateways configured */
+    _Atomic uint32_t reloads;      /* completed reloads */
+    _Atomic uint64_t config_generation;
+};
+
+/* ------------------------------------------------------------------ ring */
+
+/*
+ * The crash-tolerant MPMC ring (ring.c). Cells are 64-bit {seq:40 | value:24}.
+ * head and tail are hints that anyone may advance; each sits on its own line.
+ */
+#define RM_RING_VALUE_BITS 24
+#define RM_RING_VALUE_MASK ((UINT64_C(1) << RM_RING_VALUE_BITS) - 1)
+#define RM_RING_EMPTY_VALUE RM_RING_VALUE_MASK   /* value of an empty cell */
+#define RM_RING_MAX_VALUE (RM_RING_VALUE_MASK - 1)
+#define RM_RING_MAX_SIZE (UINT32_C(1) << 24)
+
+struct rm_ring {
+    alignas(RM_CACHELINE) _Atomic uint64_t tail;  /* enqueue hint, any writer */
+    alignas(RM_CACHELINE) _Atomic uint64_t head;  /* dequeue hint, any writer */
+    alignas(RM_CACHELINE) uint32_t size;          /* power of two, set at init */
+    uint32_t mask;
+    alignas(RM_CACHELINE) _Atomic uint64_t cells[];
+};
+static_assert(offsetof(struct rm_ring, tail) % RM_CACHELINE == 0, "tail on its own line");
+static_assert(offsetof(struct rm_ring, head) == RM_CACHELINE, "head on its own line");
+static_assert(offsetof(struct rm_ring, cells) % RM_CACHELINE == 0, "cells aligned");
+
+/* ------------------------------------------------------------------ slots */
+
+/*
+ * Slot state word, 64 bits: generation:32 | attempts:8 | owner:16 | state:8.
+ * owner is the scoreboard index + 1 of the process acting on the slot
+ * (gateway in FILLING, worker in RUNNING and ABORTED), 0 otherwise.
+ */
+enum rm_slot_state {
+    RM_SLOT_FREE = 0,
+    RM_SLOT_FILLING = 1,  /* a gateway copies a request in */
+    RM_SLOT_QUEUED = 2,   /* accepted: on the ring (or about to be re-put) */
+    RM_SLOT_RUNNING = 3,  /* a worker runs it */
+    RM_SLOT_DONE = 4,     /* answer (or error) ready for the gateway */
+    RM_SLOT_ABORTED = 5,  /* its client is gone: whoever holds it frees it */
+    RM_SLOT_NSTATES
+};
+
+/*
+ * Slot meta: the request's envelope. Written by the owner of the phase:
+ *   gateway while FILLING: gw, req_id, accept_ns, deadline_ns, req_len, req_ctype
+ *   worker while RUNNING:  run_start_ns, resp_*, error
+ *   master while it recovers a slot whose owner is dead: error, resp_len
+ * Readers see a phase's fields after an acquire load of the state word that
+ * shows the phase ended (pairs with the release CAS that ended it).
+ */
+struct rm_slot_meta {
+    uint32_t gw;            /* scoreboard index of the gateway that owns the client */
+    uint32_t req_len;
+    uint64_t req_id;        /* gateway-local request id */
+    uint64_t accept_ns;     /* CLOCK_MONOTONIC when it went QUEUED */
+    uint64_t deadline_ns;   /* accept + request_timeout */
+    uint64_t run_start_ns;  /* worker: when it went RUNNING */
+    uint64_t run_end_ns;
+    uint32_t resp_len;
+    uint16_t resp_status;   /* HTTP status from the handler */
+    uint16_t error;         /* nonzero: answer is an error with this HTTP status */
+    char req_ctype[RM_SHM_CTYPE];
+    char resp_ctype[RM_SHM_CTYPE];
+};
+
+/* ------------------------------------------------------------------ pools */
+
+struct rm_shm_pool {
+    /* Written by the master only while no child uses the pool (creation and
+     * teardown), published by a release store of pools_seq. */
+    char name[RM_SHM_POOL_NAME];
+    _Atomic uint32_t active;    /* 1: configured and served; release-stored last */
+    uint32_t nslots;            /* queue_depth */
+    uint32_t max_attempts;
+    uint32_t handler_kind;      /* index into the metadata table, gateway.c */
+    uint64_t request_timeout_ns;
+    uint64_t max_req;           /* max_request_size */
+    uint64_t max_resp;          /* max_response_size */
+    uint64_t ring_off;          /* struct rm_ring */
+    uint64_t states_off;        /* _Atomic uint64_t[nslots] */
+    uint64_t meta_off;          /* struct rm_slot_meta[nslots] */
+    uint64_t req_off;           /* nslots * max_req bytes */
+    uint64_t resp_off;          /* nslots * max_resp bytes */
+    char handler[64];           /* handler spec, for metadata */
+    /* Written by the master at run time. */
+    _Atomic uint32_t failed;    /* 1: handler init failed permanently */
+    _Atomic uint32_t workers_target;
+    /* Doorbell: producers bump, sleepers FUTEX_WAIT on it (doorbell.c). */
+    alignas(RM_CACHELINE) _Atomic uint32_t doorbell;
+    alignas(RM_CACHELINE) _Atomic uint32_t sleepers;
+};
+static_assert(offsetof(struct rm_shm_pool, doorbell) % RM_CACHELINE == 0, "doorbell line");
+static_assert(offsetof(struct rm_shm_pool, sleepers) % RM_CACHELINE == 0, "sleepers line");
+static_assert(sizeof(struct rm_shm_pool) % RM_CACHELINE == 0, "pool lines");
+
+/* ------------------------------------------------------------------ scoreboard */
+
+enum rm_role { RM_ROLE_NONE = 0, RM_ROLE_GATEWAY = 1, RM_ROLE_WORKER = 2, RM_ROLE_TEST = 3 };
+
+enum rm_proc_state {
+    RM_PROC_EMPTY = 0,     /* entry unused */
+    RM_PROC_STARTING = 1,  /* forked, loading (handler init) */
+    RM_PROC_READY = 2,     /* idle, takes requests */
+    RM_PROC_BUSY = 3,      /* running a request */
+    RM_PROC_DRAINING = 4,  /* finishing its request, takes no new one */
+    RM_PROC_DEAD = 5,      /* reaped, recovered by the master */
+    RM_PROC_NSTATES
+};
+
+/* Intent record: what ring/slot operation the process is in the middle of. */
+enum rm_intent_op {
+    RM_INTENT_NONE = 0,
+    RM_INTENT_DEQ = 1,    /* dequeuing slot (value) from its pool's ring */
+    RM_INTENT_SLEEP = 2,  /* counted in its pool's sleepers */
+};
+#define RM_INTENT(op, pool, slot) \
+    (((uint64_t)(op) << 56) | ((uint64_t)((pool) & 0xff) << 48) | (uint64_t)(uint32_t)(slot))
+#define RM_INTENT_OP(w) ((unsigned)((w) >> 56))
+#define RM_INTENT_POOL(w) ((unsigned)(((w) >> 48) & 0xff))
+#define RM_INTENT_SLOT(w) ((uint32_t)(w))
+
+/*
+ * One cache line per process. Written by the master while the entry has no
+ * live process (before fork, after reap); otherwise only by its process.
+ * Readers (master, gateways, ctl) load with acquire.
+ */
+struct rm_sb_entry {
+    alignas(RM_CACHELINE) _Atomic int32_t pid;  /* master: before fork / after reap */
+    uint8_t role;                  /* master, before fork */
+    _Atomic uint8_t state;         /* owner (master before fork / after reap) */
+    uint16_t pool;                 /* master, before fork (workers) */
+    uint32_t generation;           /* master, before fork: config generation */
+    uint32_t index;                /* master, before fork: worker N in pool / gateway N */
+    _Atomic uint64_t heartbeat_ns; /* owner, relaxed: CLOCK_MONOTONIC */
+    _Atomic uint64_t intent;       /* owner; see RM_INTENT(); release before ring CAS */
+    _Atomic uint32_t cur_slot;     /* owner: slot being run or RM_NO_SLOT */
+    _Atomic uint32_t flags;        /* master -> owner requests: RM_SBF_* */
+    _Atomic uint64_t cur_start_ns; /* owner: when cur_slot started */
+    _Atomic uint64_t served;       /* owner: requests completed */
+    uint64_t spawn_ns;             /* master, before fork */
+};
+#define RM_SBF_DRAIN 1u  /* master asks the process to drain and exit */
+static_assert(sizeof(struct rm_sb_entry) == RM_CACHELINE, "one cache line per process");
+
+/* ------------------------------------------------------------------ statistics */
+
+enum rm_outcome {
+    RM_OUT_OK = 0,        /* handler answered (any status it chose) */
+    RM_OUT_HANDLER_ERROR, /* 500 */
+    RM_OUT_CRASHED,       /* 502: every attempt's worker died */
+    RM_OUT_TIMEOUT,       /* 504 */
+    RM_OUT_REJECTED,      /* 503: queue full, draining, no worker */
+    RM_OUT_TOO_LARGE,     /* 413 */
+    RM_OUT_CLIENT_GONE,   /* client hung up before the answer */
+    RM_OUT_N
+};
+
+#define RM_HIST_BUCKETS 14  /* upper bounds in rm_hist_bounds_s[] (stats.h) */
+
+/* Counters of one gateway for one pool. Single writer: that gateway
+ * (relaxed stores; readers sum them, tolerate slightly stale values). */
+struct rm_gw_stats {
+    alignas(RM_CACHELINE) _Atomic uint64_t outcomes[RM_OUT_N];
+    _Atomic uint64_t dur_hist[RM_HIST_BUCKETS + 1];   /* last: +Inf */
+    _Atomic uint64_t dur_sum_us;
+    _Atomic uint64_t wait_hist[RM_HIST_BUCKETS + 1];
+    _Atomic uint64_t wait_sum_us;
+};
+
+enum rm_restart_reason {
+    RM_RESTART_CRASHED = 0, /* died on its own (signal or exit) */
+    RM_RESTART_HEARTBEAT,   /* killed: no heartbeat while idle */
+    RM_RESTART_TIMEOUT,     /* killed: request past its deadline */
+    RM_RESTART_RECYCLED,    /* max_requests reached */
+    RM_RESTART_RELOAD,      /* replaced by a reload */
+    RM_RESTART_INIT_FAILED, /* handler init failed */
+    RM_RESTART_N
+};
+
+/* Master-only counters per pool (single writer: the master). */
+struct rm_master_stats {
+    alignas(RM_CACHELINE) _Atomic uint64_t restarts[RM_RESTART_N];
+    _Atomic uint64_t retried;       /* requests re-queued after a worker death */
+    _Atomic uint64_t gw_restarts;   /* gateways respawned (pool 0 entry only) */
+};
+
+#endif

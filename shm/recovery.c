@@ -1,0 +1,235 @@
+/* recovery.c - repair after a process death. See recovery.h. */
+#include "shm/recovery.h"
+
+#include <string.h>
+
+#include "shm/doorbell.h"
+#include "shm/ring.h"
+#include "shm/slot.h"
+
+static void notify(const struct rm_recovery_ops *ops, const struct rm_seg *seg, uint32_t gw)
+{
+    if (ops && ops->notify_gateway && gw < seg->hdr->nprocs)
+        ops->notify_gateway(ops->arg, gw);
+}
+
+/* Put slot on its ring (or the pending list) and ring the doorbell. */
+static void post(struct rm_seg *seg, unsigned pool, uint32_t slot, uint32_t gen,
+                 const struct rm_recovery_ops *ops, struct rm_recovery_result *res)
+{
+    struct rm_shm_pool *p = rm_seg_pool(seg, pool);
+    if (rm_ring_enqueue(rm_pool_ring(seg, p), slot) == RM_RING_OK) {
+        rm_doorbell_ring(p);
+    } else {
+        res->pending++;
+        if (ops && ops->pending)
+            ops->pending(ops->arg, pool, slot, gen);
+    }
+}
+
+static int gateway_alive(const struct rm_seg *seg, uint32_t gw)
+{
+    if (gw >= seg->hdr->nprocs)
+        return 0;
+    const struct rm_sb_entry *e = rm_seg_sb(seg, gw);
+    unsigned st = atomic_load_explicit(&((struct rm_sb_entry *)e)->state, memory_order_acquire);
+    return e->role == RM_ROLE_GATEWAY && st != RM_PROC_DEAD && st != RM_PROC_EMPTY;
+}
+
+/* End a RUNNING slot of a dead worker: re-queue, or DONE with an error. */
+static void recover_running(struct rm_seg *seg, unsigned pool, uint32_t s, uint64_t w,
+                            uint64_t now_ns, const struct rm_recovery_ops *ops,
+                            struct rm_recovery_result *res)
+{
+    struct rm_shm_pool *p = rm_seg_pool(seg, pool);
+    _Atomic uint64_t *word = rm_pool_state(seg, p, s);
+    struct rm_slot_meta *m = rm_pool_meta(seg, p, s);
+
+    for (;;) {
+        unsigned st = RM_SLOT_STATE(w);
+        if (st == RM_SLOT_ABORTED) {
+            /* Its client is gone (gateway aborted it): free it. */
+            if (rm_slot_cas(word, &w, RM_SLOT_FREE, 0) == 1) {
+                res->freed++;
+                return;
+            }
+            continue;
+        }
+        if (st != RM_SLOT_RUNNING)
+            return; /* someone else moved it on */
+        uint32_t gw = m->gw;
+        if (!gateway_alive(seg, gw)) {
+            /* Its gateway died too: nobody will read an answer. */
+            if (rm_slot_cas(word, &w, RM_SLOT_ABORTED, 0) == 1)
+                continue; /* now ABORTED: freed on the next turn */
+            continue;
+        }
+        unsigned status = 0;
+        if (now_ns >= m->deadline_ns)
+            status = 504;
+        else if (RM_SLOT_ATTEMPTS(w) >= p->max_attempts)
+            status = 502;
+        if (status) {
+            /* The owner is dead, so the master owns the run phase's fields
+             * now; the CAS's release publishes them to the gateway. */
+            m->error = (uint16_t)status;
+            m->resp_len = 0;
+            m->run_end_ns = now_ns;
+            if (rm_slot_cas(word, &w, RM_SLOT_DONE, 0) == 1) {
+                if (status == 504)
+                    res->timed_out++;
+                else
+                    res->crashed++;
+                if (ops && ops->failed)
+                    ops->failed(ops->arg, pool, s, status);
+                notify(ops, seg, gw);
+                return;
+            }
+            continue;
+        }
+        uint64_t old = w;
+        if (rm_slot_cas(word, &w, RM_SLOT_QUEUED, 0) == 1) {
+            res->requeued++;
+            if (ops && ops->requeued)
+                ops->requeued(ops->arg, pool, s, old);
+            post(seg, pool, s, RM_SLOT_GEN(old) + 1, ops, res);
+            return;
+        }
+    }
+}
+
+static void recover_worker(struct rm_seg *seg, unsigned idx, struct rm_sb_entry *e,
+                           uint64_t now_ns, const struct rm_recovery_ops *ops,
+                           struct rm_recovery_result *res)
+{
+    unsigned pool = e->pool;
+    if (pool >= RM_SHM_MAX_POOLS)
+        return;
+    struct rm_shm_pool *p = rm_seg_pool(seg, pool);
+    if (!atomic_load_explicit(&p->active, memory_order_acquire))
+        return;
+    const unsigned me = RM_OWNER(idx);
+
+    /* First the intent. acquire: the process is reaped; pairs with its
+     * release stores. */
+    uint64_t intent = atomic_load_explicit(&e->intent, memory_order_acquire);
+    switch (RM_INTENT_OP(intent)) {
+    case RM_INTENT_DEQ: {
+        uint32_t s = RM_INTENT_SLOT(intent);
+        if (RM_INTENT_POOL(intent) == pool && s < p->nslots) {
+            uint64_t w = rm_slot_load(rm_pool_state(seg, p, s));
+            /* Still QUEUED: it may have taken the cell and died before
+             * claiming the slot. Put it back; if it had not taken the cell
+             * after all, the ring holds a harmless duplicate. */
+            if (RM_SLOT_STATE(w) == RM_SLOT_QUEUED) {
+                res->reposted++;
+                post(seg, pool, s, RM_SLOT_GEN(w), ops, res);
+            }
+        }
+        break;
+    }
+    case RM_INTENT_SLEEP:
+        if (RM_INTENT_POOL(intent) == pool) {
+            /* Counted as a sleeper when it died: un-count it. */
+            uint32_t n = atomic_load_explicit(&p->sleepers, memory_order_relaxed);
+            while (n > 0 && !atomic_compare_exchange_weak_explicit(&p->sleepers, &n, n - 1,
+                                                                   memory_order_seq_cst,
+                                                                   memory_order_relaxed))
+                ;
+        }
+        break;
+    default:
+        break;
+    }
+
+    /* After the intent: a slot it had claimed is RUNNING, not QUEUED, so the
+     * intent step above skipped it, and a re-queue below is not doubled. */
+    for (uint32_t s = 0; s < p->nslots; s++) {
+        uint64_t w = rm_slot_load(rm_pool_state(seg, p, s));
+        unsigned st = RM_SLOT_STATE(w);
+        if ((st == RM_SLOT_RUNNING || st == RM_SLOT_ABORTED) && RM_SLOT_OWNER(w) == me)
+            recover_running(seg, pool, s, w, now_ns, ops, res);
+    }
+}
+
+static void recover_gateway(struct rm_seg *seg, unsigned idx, const struct rm_recovery_ops *ops,
+                            struct rm_recovery_result *res)
+{
+    const unsigned me = RM_OWNER(idx);
+    for (unsigned pool = 0; pool < RM_SHM_MAX_POOLS; pool++) {
+        struct rm_shm_pool *p = rm_seg_pool(seg, pool);
+        if (!atomic_load_explicit(&p->active, memory_order_acquire))
+            continue;
+        for (uint32_t s = 0; s < p->nslots; s++) {
+            _Atomic uint64_t *word = rm_pool_state(seg, p, s);
+            struct rm_slot_meta *m = rm_pool_meta(seg, p, s);
+            uint64_t w = rm_slot_load(word);
+            for (;;) {
+                unsigned st = RM_SLOT_STATE(w);
+                int r = 0;
+                if (st == RM_SLOT_FILLING) {
+                    if (RM_SLOT_OWNER(w) != me)
+                        break;
+                    r = rm_slot_cas(word, &w, RM_SLOT_FREE, 0);
+                } else if (st == RM_SLOT_QUEUED || st == RM_SLOT_DONE) {
+                    /* meta.gw was written while FILLING, before QUEUED. */
+                    if (m->gw != idx)
+                        break;
+                    r = rm_slot_cas(word, &w, RM_SLOT_FREE, 0);
+                } else if (st == RM_SLOT_RUNNING) {
+                    if (m->gw != idx)
+                        break;
+                    r = rm_slot_cas(word, &w, RM_SLOT_ABORTED, 0);
+                    if (r == 1) {
+                        res->aborted++;
+                        break;
+                    }
+                } else {
+                    break; /* FREE, or ABORTED (its worker frees it) */
+                }
+                if (r == 1) {
+                    res->freed++;
+                    break;
+                }
+                /* CAS lost to a worker: re-evaluate the new word. */
+            }
+        }
+    }
+    (void)ops;
+}
+
+void rm_recover_process(struct rm_seg *seg, unsigned idx, uint64_t now_ns,
+                        const struct rm_recovery_ops *ops, struct rm_recovery_result *res)
+{
+    struct rm_recovery_result local;
+    if (!res)
+        res = &local;
+    memset(res, 0, sizeof *res);
+    if (idx >= seg->hdr->nprocs)
+        return;
+    struct rm_sb_entry *e = rm_seg_sb(seg, idx);
+    if (e->role == RM_ROLE_WORKER)
+        recover_worker(seg, idx, e, now_ns, ops, res);
+    else if (e->role == RM_ROLE_GATEWAY)
+        recover_gateway(seg, idx, ops, res);
+    atomic_store_explicit(&e->intent, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->cur_slot, RM_NO_SLOT, memory_order_relaxed);
+    /* release: readers that see DEAD see the repaired slots. */
+    atomic_store_explicit(&e->state, RM_PROC_DEAD, memory_order_release);
+}
+
+int rm_recovery_retry(struct rm_seg *seg, unsigned pool, uint32_t slot, uint32_t gen)
+{
+    if (pool >= RM_SHM_MAX_POOLS)
+        return 1;
+    struct rm_shm_pool *p = rm_seg_pool(seg, pool);
+    if (!atomic_load_explicit(&p->active, memory_order_acquire) || slot >= p->nslots)
+        return 1;
+    uint64_t w = rm_slot_load(rm_pool_state(seg, p, slot));
+    if (RM_SLOT_STATE(w) != RM_SLOT_QUEUED || RM_SLOT_GEN(w) != gen)
+        return 1;
+    if (rm_ring_enqueue(rm_pool_ring(seg, p), slot) != RM_RING_OK)
+        return 0;
+    rm_doorbell_ring(p);
+    return 1;
+}

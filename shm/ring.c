@@ -1,0 +1,159 @@
+/*
+ * ring.c - crash-tolerant MPMC ring. See ring.h and docs/ring.md.
+ *
+ * Cell word: seq:40 | value:24. A cell at index i holds, for lap L
+ * (counter c = L*size + i):
+ *   seq == c      empty, ready for the enqueue with tail counter c
+ *   seq == c + 1  full, holding the value enqueued at counter c, ready for
+ *                 the dequeue with head counter c
+ *   after that dequeue: seq == c + size, empty for the next lap.
+ * Sequence numbers are compared modulo 2^40 (sign of the 40-bit difference),
+ * so a process stalled between reading a cell and its CAS is only fooled
+ * (ABA) after 2^40 operations, about 4.5 hours at 15 ns each; ringmaster
+ * kills a process that misses heartbeats long before.
+ */
+#include "shm/ring.h"
+
+#include "shm/crashpoint.h"
+
+#define SEQ_BITS (64 - RM_RING_VALUE_BITS)
+#define CELL(seq, v) (((uint64_t)(seq) << RM_RING_VALUE_BITS) | ((uint64_t)(v) & RM_RING_VALUE_MASK))
+#define CELL_SEQ(w) ((w) >> RM_RING_VALUE_BITS)
+#define CELL_VAL(w) ((uint32_t)((w) & RM_RING_VALUE_MASK))
+
+#if RM_CRASH_POINTS
+unsigned rm_crash_one_in;
+_Atomic uint64_t *rm_crash_fired;
+uint64_t rm_crash_rng = 88172645463325252ull;
+#endif
+
+/* Signed distance seq - counter, modulo 2^SEQ_BITS. */
+static inline int64_t seq_diff(uint64_t seq, uint64_t counter)
+{
+    uint64_t d = (seq - counter) << RM_RING_VALUE_BITS;
+    return (int64_t)d >> RM_RING_VALUE_BITS;
+}
+
+size_t rm_ring_bytes(uint32_t size)
+{
+    return sizeof(struct rm_ring) + (size_t)size * sizeof(uint64_t);
+}
+
+uint32_t rm_ring_size_for(uint32_t n)
+{
+    uint32_t s = 2;
+    while (s < n) {
+        if (s >= RM_RING_MAX_SIZE)
+            return 0;
+        s <<= 1;
+    }
+    return s;
+}
+
+int rm_ring_init(struct rm_ring *r, uint32_t size)
+{
+    if (size < 2 || size > RM_RING_MAX_SIZE || (size & (size - 1)))
+        return -1;
+    r->size = size;
+    r->mask = size - 1;
+    for (uint32_t i = 0; i < size; i++)
+        atomic_store_explicit(&r->cells[i], CELL(i, RM_RING_EMPTY_VALUE), memory_order_relaxed);
+    atomic_store_explicit(&r->head, 0, memory_order_relaxed);
+    /* R0: publishes the initialised cells; the segment's magic store (F1 in
+     * segment.c) or fork() orders this before any other process looks. */
+    atomic_store_explicit(&r->tail, 0, memory_order_release);
+    return 0;
+}
+
+int rm_ring_enqueue(struct rm_ring *r, uint32_t v)
+{
+    const uint32_t mask = r->mask;
+    for (;;) {
+        /* Hint only: relaxed. Correctness rests on the cell CAS. */
+        uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        _Atomic uint64_t *cell = &r->cells[t & mask];
+        /* E1: acquire pairs with D2 (the dequeue that emptied this cell), so
+         * our cell CAS is ordered after the consumer's use of the old value. */
+        uint64_t w = atomic_load_explicit(cell, memory_order_acquire);
+        int64_t d = seq_diff(CELL_SEQ(w), t);
+        if (d == 0) {
+            /* E2: the one step of an enqueue. release: everything the producer
+             * wrote before (the slot's QUEUED state) is visible to the
+             * consumer whose acquire load at D1 sees this cell. */
+            if (atomic_compare_exchange_strong_explicit(cell, &w, CELL(t + 1, v),
+                                                        memory_order_acq_rel,
+                                                        memory_order_relaxed)) {
+                RM_CRASH_POINT();
+                /* Help the hint along; losing this race is fine. */
+                atomic_compare_exchange_strong_explicit(&r->tail, &t, t + 1,
+                                                        memory_order_relaxed,
+                                                        memory_order_relaxed);
+                return RM_RING_OK;
+            }
+        } else if (d > 0) {
+            /* Cell already filled for counter t (tail hint lags: its enqueuer
+             * may have died right after E2). Help and retry. */
+            atomic_compare_exchange_strong_explicit(&r->tail, &t, t + 1,
+                                                    memory_order_relaxed,
+                                                    memory_order_relaxed);
+        } else {
+            /* Cell still holds the value of the previous lap: full, unless the
+             * tail moved meanwhile (our t was stale). */
+            if (atomic_load_explicit(&r->tail, memory_order_relaxed) == t)
+                return RM_RING_FULL;
+        }
+    }
+}
+
+int rm_ring_dequeue(struct rm_ring *r, uint32_t *v, _Atomic uint64_t *intent, unsigned pool)
+{
+    const uint32_t mask = r->mask;
+    const uint32_t size = r->size;
+    for (;;) {
+        uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+        _Atomic uint64_t *cell = &r->cells[h & mask];
+        /* D1: acquire pairs with E2: the value and what the producer wrote
+         * before publishing it are visible. */
+        uint64_t w = atomic_load_explicit(cell, memory_order_acquire);
+        int64_t d = seq_diff(CELL_SEQ(w), h + 1);
+        if (d == 0) {
+            uint32_t val = CELL_VAL(w);
+            if (intent) {
+                /* The intent store is ordered before D2 by D2's release. */
+                atomic_store_explicit(intent, RM_INTENT(RM_INTENT_DEQ, pool, val),
+                                      memory_order_relaxed);
+                RM_CRASH_POINT();
+            }
+            /* D2: the one step of a dequeue. release pairs with E1 of the
+             * enqueue that refills this cell one lap later. */
+            if (atomic_compare_exchange_strong_explicit(cell, &w, CELL(h + size, RM_RING_EMPTY_VALUE),
+                                                        memory_order_acq_rel,
+                                                        memory_order_relaxed)) {
+                RM_CRASH_POINT();
+                atomic_compare_exchange_strong_explicit(&r->head, &h, h + 1,
+                                                        memory_order_relaxed,
+                                                        memory_order_relaxed);
+                *v = val;
+                return RM_RING_OK;
+            }
+        } else if (d > 0) {
+            /* Already taken for counter h (its dequeuer may have died right
+             * after D2). Help the hint and retry. */
+            atomic_compare_exchange_strong_explicit(&r->head, &h, h + 1,
+                                                    memory_order_relaxed,
+                                                    memory_order_relaxed);
+        } else {
+            if (atomic_load_explicit(&r->head, memory_order_relaxed) == h)
+                return RM_RING_EMPTY;
+        }
+    }
+}
+
+uint32_t rm_ring_count(const struct rm_ring *r)
+{
+    uint64_t h = atomic_load_explicit(&((struct rm_ring *)r)->head, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&((struct rm_ring *)r)->tail, memory_order_relaxed);
+    if (t <= h)
+        return 0;
+    return t - h > r->size ? r->size : (uint32_t)(t - h);
+}
