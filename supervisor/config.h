@@ -114,6 +114,10 @@ int rm_parse_bool(const char *s, bool *out);
 int rm_parse_listen(const char *s, struct rm_listen_addr *out, size_t max, size_t *n,
                     char *err, size_t errlen);
 
+/* Copy a config. Use this, not memcpy or assignment: each pool's kv[] points
+ * into its own kv_store, and a plain copy would still point into src. */
+void rm_config_copy(struct rm_config *dst, const struct rm_config *src);
+
 /* Pool by name, or NULL. */
 const struct rm_pool_config *rm_config_pool(const struct rm_config *cfg, const char *name);
 

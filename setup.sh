@@ -1,0 +1,54 @@
+#!/bin/sh
+# setup.sh - set up ringmaster on Debian 12: install the packages it needs
+# (only those missing), then autoreconf, configure and make.
+#
+#   ./setup.sh            build (packages for building and running)
+#   ./setup.sh --check    also install the test tools and run the whole test suite
+#
+# Extra configure flags: RM_CONFIGURE_FLAGS="--enable-werror" ./setup.sh
+set -eu
+cd "$(dirname "$0")"
+
+mode=build
+case "${1:-}" in
+    --check) mode=check ;;
+    "") ;;
+    *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+esac
+
+BUILD_PKGS="build-essential autoconf automake pkg-config libsystemd-dev libinih-dev
+  libcunit1-dev libhttp-parser-dev libck-dev libjansson-dev libtesseract-dev
+  libleptonica-dev tesseract-ocr-eng curl"
+TEST_PKGS="python3 prometheus systemd procps wrk"
+
+pkgs=$BUILD_PKGS
+[ "$mode" = check ] && pkgs="$pkgs $TEST_PKGS"
+
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "setup.sh: installing:$missing"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # Services from these packages (prometheus) must not start: this only wants their tools.
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+fi
+
+if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
+    autoreconf -fi
+fi
+if [ ! -f Makefile ] || [ configure -nt config.status ]; then
+    ./configure ${RM_CONFIGURE_FLAGS:-}
+fi
+make -j"$(nproc)"
+
+if [ "$mode" = check ]; then
+    # Serial on purpose: the timing tests must not compete with the crash tests for 2 cores.
+    status=0
+    make check || status=$?
+    python3 tests/summary.py test-suite.log || true
+    exit $status
+fi
