@@ -10,7 +10,7 @@
  * Cases: 1 producer + 1 consumer, 2 producers + 2 consumers. Each producer
  * enqueues N values; consumers dequeue until the shared count of consumed
  * values reaches the total. Both implementations use the same spin policy on
- * FULL / EMPTY (pause, sched_yield() every YIELD_EVERY failed attempts) and
+ * FULL / EMPTY (pause, sched_yield() every -y K failed attempts) and
  * the same values. All processes wait on a shared start flag; the parent
  * reads CLOCK_MONOTONIC just before raising it, each consumer stamps
  * CLOCK_MONOTONIC when it is done, and the parent takes the latest stamp as
@@ -23,6 +23,9 @@
  *
  * Usage: bench_ring [-n items_per_producer] [-r repeats] [-y yield_every]
  *                   [-t timeout_s] [-q] [-a] [-v]
+ * -a pins producer i to CPU i and consumer j to CPU j+1 (mod #CPUs); by
+ * default the scheduler places the processes. -v prints each run and, per
+ * process, FULL/EMPTY failures, yields and context switches on stderr.
  * Last output line: "ratio_vs_ck_ring X.XX" = ringmaster ns/pair divided by
  * ck_ring ns/pair, 2p2c case, medians.
  */
@@ -241,8 +244,7 @@ static void die(const char *what)
     exit(1);
 }
 
-/* Returns wall ns of the run; exits 1 on any failure. */
-static bool verbose;
+static bool verbose;  /* -v: every run and per-process spin stats on stderr */
 static bool pin;  /* -a: producer i on CPU i, consumer j on CPU j+1 (mod ncpu) */
 
 static void pin_self(unsigned cpu)
@@ -257,6 +259,7 @@ static void pin_self(unsigned cpu)
         perror("bench_ring: sched_setaffinity");
 }
 
+/* Returns wall ns of the run; exits 1 on any failure. */
 static uint64_t run_once(unsigned char *base, const struct bcase *bc, enum impl impl,
                          uint64_t n, unsigned timeout_s)
 {

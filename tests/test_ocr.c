@@ -305,6 +305,12 @@ static void test_ocr_empty_body_is_400(void)
     struct call c = run("", 0, "image/png", RESP_CAP);
     expect_error(&c, 400, "empty body");
     call_free(&c);
+    c = run(NULL, 0, "", RESP_CAP);
+    expect_error(&c, 400, "empty body");
+    call_free(&c);
+    c = run("", 0, "application/json", RESP_CAP);
+    expect_error(&c, 400, "empty body");
+    call_free(&c);
 }
 
 static void test_ocr_garbage_body_is_400(void)

@@ -50,7 +50,9 @@
  * calling thread; it finds libgomp already loaded with dlopen(RTLD_NOLOAD) so
  * the build needs no -fopenmp and a Tesseract built without OpenMP is fine.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* RTLD_NOLOAD */
+#endif
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -117,8 +119,8 @@ static long dump_json(json_t *root, int status, struct rm_response *resp)
 }
 
 /* {"error": message}. Jansson does the escaping, so the message may quote
- * client input. Always returns 0 (the error answer is the result), except
- * when even the message does not fit (then the body is empty). */
+ * client input. Returns 0: the error answer is the result (when even the
+ * message does not fit max_response_size, the body stays empty). */
 static int set_error(struct rm_response *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int set_error(struct rm_response *resp, int status, const char *fmt, ...)
@@ -129,11 +131,15 @@ static int set_error(struct rm_response *resp, int status, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     json_t *root = json_object();
-    /* json_string refuses invalid UTF-8; a quoted byte from a client could
-     * make it so. Fall back to a message without the quote. */
+    /* json_string() refuses invalid UTF-8, and a message quoting client
+     * bytes (jansson's own parse errors do) may be: fall back to ASCII. */
     json_t *s = json_string(msg);
-    if (!s)
-        s = json_string("invalid request");
+    if (!s) {
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        s = json_string(msg);
+    }
     json_object_set_new(root, "error", s);
     long r = dump_json(root, status, resp);
     json_decref(root);
@@ -487,6 +493,9 @@ static json_t *find_image_input(json_t *inputs)
 static int process_v2(struct ocr_state *st, const struct rm_request *req,
                       struct rm_response *resp)
 {
+    if (req->body_len == 0)
+        return set_error(resp, 400, "empty body: expected a v2 inference request "
+                         "{\"inputs\":[{\"name\":\"image\",...}]}");
     json_error_t jerr;
     json_t *root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
@@ -643,6 +652,41 @@ static void limit_openmp(void)
     dlclose(gomp); /* drops our reference only; libgomp stays loaded */
 }
 
+/* Debian names the package of "chi_sim" tesseract-ocr-chi-sim. */
+static void debian_package(const char *lang, char *out, size_t outlen)
+{
+    size_t i = 0;
+    for (; lang[i] && lang[i] != '+' && i + 1 < outlen; i++)
+        out[i] = lang[i] == '_' ? '-' : (char)tolower((unsigned char)lang[i]);
+    out[i] = '\0';
+}
+
+/* First language of "a+b+~c" (a '~' one is excluded, not loaded) that
+ * Tesseract did not load: 1 with it in out, or 0 when all are loaded. */
+static int missing_language(TessBaseAPI *api, const char *lang, char *out, size_t outlen)
+{
+    char **loaded = TessBaseAPIGetLoadedLanguagesAsVector(api);
+    int missing = 0;
+    for (const char *p = lang; *p && !missing;) {
+        size_t n = strcspn(p, "+");
+        if (n > 0 && p[0] != '~') {
+            int found = 0;
+            for (char **l = loaded; l && *l && !found; l++)
+                found = strlen(*l) == n && strncmp(*l, p, n) == 0;
+            if (!found) {
+                snprintf(out, outlen, "%.*s", (int)n, p);
+                missing = 1;
+            }
+        }
+        p += n;
+        if (*p == '+')
+            p++;
+    }
+    if (loaded)
+        TessDeleteTextArray(loaded);
+    return missing;
+}
+
 static int ocr_init(void **state, const struct rm_handler_config *cfg,
                     char *err, size_t errlen)
 {
@@ -700,20 +744,27 @@ static int ocr_init(void **state, const struct rm_handler_config *cfg,
         snprintf(err, errlen, "ocr: cannot create the Tesseract engine (out of memory?)");
         goto fail;
     }
+    const char *where = tessdata ? tessdata : "the default tessdata directory "
+                                              "($TESSDATA_PREFIX or the package's)";
     if (TessBaseAPIInit2(st->api, tessdata, lang, OEM_LSTM_ONLY) != 0) {
+        char pkg[64];
+        debian_package(lang, pkg, sizeof pkg);
         snprintf(err, errlen,
                  "ocr: cannot load Tesseract language \"%s\" (LSTM engine) from %s: "
                  "is %s.traineddata installed there (Debian: tesseract-ocr-%s)?",
-                 lang, tessdata ? tessdata : "the default tessdata directory "
-                 "($TESSDATA_PREFIX or the package's)", lang, lang);
+                 lang, where, lang, pkg);
         goto fail;
     }
-    /* "eng+xx" loads eng and only warns about xx: refuse a partial set. */
-    const char *loaded = TessBaseAPIGetInitLanguagesAsString(st->api);
-    if (!loaded || strcmp(loaded, lang) != 0) {
-        snprintf(err, errlen, "ocr: Tesseract loaded languages \"%s\" instead of \"%s\" "
-                 "from %s: is every .traineddata installed?", loaded ? loaded : "",
-                 lang, tessdata ? tessdata : "the default tessdata directory");
+    /* "eng+xx" loads eng, only prints a warning about xx and succeeds: refuse
+     * a partial set, the pool would serve the wrong model. */
+    char missing[64];
+    if (missing_language(st->api, lang, missing, sizeof missing)) {
+        char pkg[64];
+        debian_package(missing, pkg, sizeof pkg);
+        snprintf(err, errlen,
+                 "ocr: cannot load Tesseract language \"%s\" of \"%s\" from %s: "
+                 "is %s.traineddata installed there (Debian: tesseract-ocr-%s)?",
+                 missing, lang, where, missing, pkg);
         goto fail;
     }
     TessBaseAPISetPageSegMode(st->api, psm);

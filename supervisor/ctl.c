@@ -1,0 +1,211 @@
+/*
+ * ctl.c - ringmasterctl: talk to a running master.
+ *
+ *   ringmasterctl [-c FILE] status [--json]   read the shared memory (no request to the master)
+ *   ringmasterctl [-c FILE] reload            returns when the reload has finished: 0 served, 1 refused/rolled back
+ *   ringmasterctl [-c FILE] stop              graceful stop
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <config.h>
+#include "shm/clock.h"
+#include "shm/segment.h"
+#include "shm/slot.h"
+#include "supervisor/config.h"
+#include "supervisor/master.h"
+
+static const char *state_names[RM_PROC_NSTATES] = {"empty", "starting", "ready", "busy", "draining", "dead"};
+
+static int command(const struct rm_config *cfg, const char *cmd)
+{
+    char path[4096];
+    rm_control_path(cfg, path, sizeof path);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fprintf(stderr, "ringmasterctl: socket: %s\n", strerror(errno));
+        return 1;
+    }
+    if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        fprintf(stderr, "ringmasterctl: connect %s: %s (is ringmaster running?)\n", path, strerror(errno));
+        return 1;
+    }
+    char line[300];
+    snprintf(line, sizeof line, "%s\n", cmd);
+    if (write(fd, line, strlen(line)) < 0) {
+        fprintf(stderr, "ringmasterctl: write: %s\n", strerror(errno));
+        return 1;
+    }
+    char reply[1024];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof reply - 1 && (n = read(fd, reply + len, sizeof reply - 1 - len)) > 0)
+        len += (size_t)n;
+    reply[len] = '\0';
+    close(fd);
+    if (strncmp(reply, "ok", 2) == 0) {
+        printf("%s: ok\n", cmd);
+        return 0;
+    }
+    if (len == 0) {
+        fprintf(stderr, "ringmasterctl: %s: no answer (master stopped?)\n", cmd);
+        return 1;
+    }
+    fprintf(stderr, "ringmasterctl: %s: %s", cmd, strncmp(reply, "error: ", 7) == 0 ? reply + 7 : reply);
+    return 1;
+}
+
+static int status(const struct rm_config *cfg, int json)
+{
+    char path[4096];
+    rm_pidfile_path(cfg, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "ringmasterctl: open %s: %s (is ringmaster running?)\n", path, strerror(errno));
+        return 1;
+    }
+    int pid = 0, shmfd = -1;
+    int ok = fscanf(f, "%d %d", &pid, &shmfd) == 2;
+    fclose(f);
+    if (!ok || pid <= 0 || shmfd < 0) {
+        fprintf(stderr, "ringmasterctl: %s: malformed\n", path);
+        return 1;
+    }
+    char shm[64];
+    snprintf(shm, sizeof shm, "/proc/%d/fd/%d", pid, shmfd);
+    struct rm_seg seg;
+    char err[512];
+    if (rm_seg_attach(&seg, shm, false, err, sizeof err) < 0) {
+        fprintf(stderr, "ringmasterctl: %s\n", err);
+        return 1;
+    }
+    if (seg.hdr->master_pid != pid) {
+        fprintf(stderr, "ringmasterctl: segment belongs to pid %d, pid file says %d\n", seg.hdr->master_pid, pid);
+        return 1;
+    }
+    uint64_t now = rm_now_ns();
+    unsigned draining = atomic_load_explicit(&seg.hdr->draining, memory_order_acquire);
+    if (json)
+        printf("{\"master_pid\":%d,\"uptime_s\":%.1f,\"draining\":%s,\"reloads\":%u,\"pools\":[", pid,
+               (now - seg.hdr->birth_mono_ns) / 1e9, draining ? "true" : "false",
+               atomic_load_explicit(&seg.hdr->reloads, memory_order_relaxed));
+    else
+        printf("ringmaster %s: master pid %d, up %.0f s%s, %u reload(s)\n", PACKAGE_VERSION, pid,
+               (now - seg.hdr->birth_mono_ns) / 1e9, draining ? ", STOPPING" : "",
+               atomic_load_explicit(&seg.hdr->reloads, memory_order_relaxed));
+    int firstp = 1;
+    for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
+        struct rm_shm_pool *p = rm_seg_pool(&seg, i);
+        if (!atomic_load_explicit(&p->active, memory_order_acquire))
+            continue;
+        unsigned busy_slots = 0;
+        for (uint32_t s = 0; s < p->nslots; s++)
+            busy_slots += RM_SLOT_STATE(rm_slot_load(rm_pool_state(&seg, p, s))) != RM_SLOT_FREE;
+        unsigned count[RM_PROC_NSTATES] = {0};
+        uint64_t served = 0;
+        for (unsigned sb = seg.hdr->max_gateways; sb < seg.hdr->nprocs; sb++) {
+            struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
+            if (e->role != RM_ROLE_WORKER || e->pool != i || !atomic_load_explicit(&e->pid, memory_order_acquire))
+                continue;
+            unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
+            if (st < RM_PROC_NSTATES)
+                count[st]++;
+            served += atomic_load_explicit(&e->served, memory_order_relaxed);
+        }
+        unsigned failed = atomic_load_explicit(&p->failed, memory_order_acquire);
+        if (json) {
+            printf("%s{\"name\":\"%s\",\"handler\":\"%s\",\"failed\":%s,\"queue\":%u,\"queue_depth\":%u,"
+                   "\"workers\":{\"starting\":%u,\"ready\":%u,\"busy\":%u,\"draining\":%u},\"served\":%llu}",
+                   firstp ? "" : ",", p->name, p->handler, failed ? "true" : "false", busy_slots, p->nslots,
+                   count[RM_PROC_STARTING], count[RM_PROC_READY], count[RM_PROC_BUSY], count[RM_PROC_DRAINING],
+                   (unsigned long long)served);
+        } else {
+            printf("pool %-16s handler %-10s %s queue %u/%u  workers: %u ready, %u busy, %u starting, %u draining  served %llu\n",
+                   p->name, p->handler, failed ? "FAILED" : "ok    ", busy_slots, p->nslots, count[RM_PROC_READY],
+                   count[RM_PROC_BUSY], count[RM_PROC_STARTING], count[RM_PROC_DRAINING], (unsigned long long)served);
+        }
+        firstp = 0;
+    }
+    if (json) {
+        printf("],\"processes\":[");
+        int first = 1;
+        for (unsigned sb = 0; sb < seg.hdr->nprocs; sb++) {
+            struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
+            int epid = atomic_load_explicit(&e->pid, memory_order_acquire);
+            if (!epid)
+                continue;
+            unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
+            printf("%s{\"pid\":%d,\"role\":\"%s\",\"pool\":%u,\"index\":%u,\"generation\":%u,\"state\":\"%s\","
+                   "\"served\":%llu,\"heartbeat_age_ms\":%.0f}",
+                   first ? "" : ",", epid, e->role == RM_ROLE_GATEWAY ? "gateway" : "worker", e->pool, e->index,
+                   e->generation, st < RM_PROC_NSTATES ? state_names[st] : "?",
+                   (unsigned long long)atomic_load_explicit(&e->served, memory_order_relaxed),
+                   (now - atomic_load_explicit(&e->heartbeat_ns, memory_order_relaxed)) / 1e6);
+            first = 0;
+        }
+        printf("]}\n");
+    } else {
+        for (unsigned sb = 0; sb < seg.hdr->nprocs; sb++) {
+            struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
+            int epid = atomic_load_explicit(&e->pid, memory_order_acquire);
+            if (!epid)
+                continue;
+            unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
+            if (e->role == RM_ROLE_GATEWAY)
+                printf("  pid %-7d gateway %-12u gen %-3u %-9s\n", epid, e->index, e->generation,
+                       st < RM_PROC_NSTATES ? state_names[st] : "?");
+            else
+                printf("  pid %-7d worker %-8s %-4u gen %-3u %-9s served %llu\n", epid,
+                       e->pool < RM_SHM_MAX_POOLS ? rm_seg_pool(&seg, e->pool)->name : "?", e->index, e->generation,
+                       st < RM_PROC_NSTATES ? state_names[st] : "?",
+                       (unsigned long long)atomic_load_explicit(&e->served, memory_order_relaxed));
+        }
+    }
+    rm_seg_close(&seg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = SYSCONFDIR "/ringmaster/ringmaster.ini";
+    int c;
+    while ((c = getopt(argc, argv, "+c:hV")) != -1) {
+        switch (c) {
+        case 'c': path = optarg; break;
+        case 'V': printf("ringmasterctl %s\n", PACKAGE_VERSION); return 0;
+        case 'h':
+        default:
+            fprintf(c == 'h' ? stdout : stderr, "usage: ringmasterctl [-c FILE] status [--json] | reload | stop\n");
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "usage: ringmasterctl [-c FILE] status [--json] | reload | stop\n");
+        return 2;
+    }
+    struct rm_config *cfg = calloc(1, sizeof *cfg);
+    char err[1024];
+    if (!cfg || rm_config_load(cfg, path, err, sizeof err) < 0) {
+        fprintf(stderr, "ringmasterctl: %s\n", cfg ? err : "out of memory");
+        return 1;
+    }
+    const char *rd = getenv("RUNTIME_DIRECTORY");
+    if (rd && *rd && !strchr(rd, ':') && strcmp(cfg->runtime_dir, "/run/ringmaster") == 0)
+        snprintf(cfg->runtime_dir, sizeof cfg->runtime_dir, "%s", rd);
+    const char *verb = argv[optind];
+    if (strcmp(verb, "status") == 0)
+        return status(cfg, optind + 1 < argc && strcmp(argv[optind + 1], "--json") == 0);
+    if (strcmp(verb, "reload") == 0 || strcmp(verb, "stop") == 0)
+        return command(cfg, verb);
+    fprintf(stderr, "ringmasterctl: unknown command %s (status, reload, stop)\n", verb);
+    return 2;
+}

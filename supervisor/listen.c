@@ -1,0 +1,153 @@
+/* listen.c - listening sockets. See listen.h. */
+#include "supervisor/listen.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+static int set_flags(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -1;
+    int fdfl = fcntl(fd, F_GETFD);
+    if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0)
+        return -1;
+    return 0;
+}
+
+static int open_tcp(const struct rm_listen_addr *a, char *name, size_t namelen, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%u", a->port);
+    int r = getaddrinfo(a->host[0] ? a->host : NULL, port, &hints, &res);
+    if (r != 0) {
+        snprintf(err, errlen, "getaddrinfo(%s): %s", a->host, gai_strerror(r));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        freeaddrinfo(res);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (res->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        snprintf(err, errlen, "bind %s:%u: %s", a->host[0] ? a->host : "*", a->port, strerror(errno));
+        close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    if (listen(fd, 1024) < 0) {
+        snprintf(err, errlen, "listen %s:%u: %s", a->host, a->port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[NI_MAXHOST] = "?", serv[NI_MAXSERV] = "?";
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(name, namelen, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+    return fd;
+}
+
+static int open_unix(const struct rm_listen_addr *a, char *name, size_t namelen, char *err, size_t errlen)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", a->path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket(AF_UNIX): %s", strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (lstat(a->path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(a->path); /* a stale socket of a previous run */
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        snprintf(err, errlen, "bind unix:%s: %s", a->path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, 1024) < 0) {
+        snprintf(err, errlen, "listen unix:%s: %s", a->path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    snprintf(name, namelen, "unix:%s", a->path);
+    return fd;
+}
+
+int rm_listen_open(struct rm_listeners *l, const struct rm_config *cfg, char *err, size_t errlen)
+{
+    memset(l, 0, sizeof *l);
+    char **names = NULL;
+    /* unset_environment=1: LISTEN_* must not reach the children. */
+    int n = sd_listen_fds_with_names(1, &names);
+    if (n < 0) {
+        snprintf(err, errlen, "sd_listen_fds_with_names: %s", strerror(-n));
+        return -1;
+    }
+    if (n > 0) {
+        for (int i = 0; i < n && l->n < RM_MAX_LISTEN; i++) {
+            int fd = SD_LISTEN_FDS_START + i;
+            if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+                snprintf(err, errlen, "systemd passed fd %d (%s) that is not a listening stream socket", fd,
+                         names && names[i] ? names[i] : "?");
+                return -1;
+            }
+            if (set_flags(fd) < 0) {
+                snprintf(err, errlen, "fcntl(fd %d): %s", fd, strerror(errno));
+                return -1;
+            }
+            l->fds[l->n] = fd;
+            snprintf(l->names[l->n], sizeof l->names[0], "systemd:%s", names && names[i] ? names[i] : "?");
+            l->n++;
+        }
+        if (names) {
+            for (int i = 0; i < n; i++)
+                free(names[i]);
+            free(names);
+        }
+        l->from_systemd = 1;
+        return 0;
+    }
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        const struct rm_listen_addr *a = &cfg->listen_addrs[i];
+        int fd = a->kind == RM_LISTEN_UNIX ? open_unix(a, l->names[l->n], sizeof l->names[0], err, errlen)
+                                           : open_tcp(a, l->names[l->n], sizeof l->names[0], err, errlen);
+        if (fd < 0) {
+            rm_listen_close(l);
+            return -1;
+        }
+        l->fds[l->n++] = fd;
+    }
+    if (l->n == 0) {
+        snprintf(err, errlen, "no listen address");
+        return -1;
+    }
+    return 0;
+}
+
+void rm_listen_close(struct rm_listeners *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->fds[i] >= 0)
+            close(l->fds[i]);
+    l->n = 0;
+}

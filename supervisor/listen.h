@@ -1,0 +1,25 @@
+/* listen.h - the listening sockets: from systemd (socket activation) or the
+ * INI's listen list. */
+#ifndef RM_LISTEN_H
+#define RM_LISTEN_H
+
+#include <stddef.h>
+
+#include "supervisor/config.h"
+
+struct rm_listeners {
+    int fds[RM_MAX_LISTEN];
+    char names[RM_MAX_LISTEN][128];  /* "127.0.0.1:8080", or the systemd name */
+    size_t n;
+    int from_systemd;
+};
+
+/*
+ * Sockets passed by systemd (sd_listen_fds_with_names, LISTEN_PID checked)
+ * win over the INI. Otherwise bind cfg's listen addresses. The descriptors
+ * are non-blocking and close-on-exec. Returns 0 or -1 with the reason.
+ */
+int rm_listen_open(struct rm_listeners *l, const struct rm_config *cfg, char *err, size_t errlen);
+void rm_listen_close(struct rm_listeners *l);
+
+#endif

@@ -1,0 +1,1301 @@
+/*
+ * master.c - the supervising master process.
+ *
+ * One thread, one epoll: signalfd (HUP, TERM, INT, QUIT, TTIN, TTOU, CHLD),
+ * a timerfd tick, the control socket and its clients. The master does no
+ * request I/O and loads no model. Every tick it:
+ *   - reaps children, runs recovery for each death (shm/recovery.c) and logs
+ *     an obituary;
+ *   - checks heartbeats of idle processes and deadlines of busy workers, and
+ *     kills (SIGTERM, then SIGKILL after a grace) those that miss them;
+ *   - reconciles: spawns gateways and workers until every pool has its
+ *     target, honouring each pool's exponential backoff (never sleeping);
+ *   - drives reloads (generation handover) and the graceful stop;
+ *   - talks to systemd (READY, STATUS, RELOADING, STOPPING, WATCHDOG).
+ * See docs/supervision.md.
+ */
+#include "supervisor/master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "gateway/gateway.h"
+#include "shm/clock.h"
+#include "shm/recovery.h"
+#include "shm/segment.h"
+#include "shm/slot.h"
+#include "supervisor/listen.h"
+#include "supervisor/log.h"
+#include "worker/worker.h"
+
+#define NPROCS 1088u            /* scoreboard entries: gateways first, then workers */
+#define KILL_GRACE_NS (200ull * 1000000u)
+#define EARLY_DEATH_NS (1000ull * 1000000u)
+#define MS (1000000ull)
+
+enum kill_reason { KR_NONE = -1 };
+
+struct proc {
+    pid_t pid;            /* 0: entry free */
+    int pidfd;            /* for signals without pid-reuse races; -1 if unsupported */
+    int role;             /* RM_ROLE_GATEWAY / RM_ROLE_WORKER */
+    unsigned pool;        /* worker: pool index */
+    unsigned index;       /* gateway N / worker N */
+    uint32_t generation;  /* config generation it was started with */
+    uint64_t spawn_ns;
+    uint64_t ready_ns;    /* 0 until seen READY */
+    uint64_t kill_at;     /* SIGKILL due (escalation), 0 none */
+    int kill_reason;      /* restart reason when we killed it, KR_NONE otherwise */
+    int retiring;         /* asked to drain (reload, TTOU, stop): do not replace */
+};
+
+struct pool_rt {
+    struct rm_pool_config cfg;
+    unsigned shm;              /* shm pool index */
+    unsigned target;           /* workers + spares (TTIN/TTOU adjust) */
+    uint32_t generation;       /* workers of this generation count toward target */
+    unsigned early_deaths;
+    uint64_t next_spawn_ns;
+    int failed;
+    unsigned next_index;
+    int in_use;
+};
+
+struct ctl_client {
+    int fd;
+    int waiting_reload;  /* reply when the reload ends */
+    char buf[256];
+    size_t len;
+};
+#define MAX_CTL 16
+
+struct master {
+    struct rm_config cfg;
+    struct rm_seg seg;
+    struct rm_listeners lis;
+    int wake_fds[RM_MAX_GATEWAYS];
+    int epfd, sigfd, timerfd, ctlfd;
+    struct ctl_client ctl[MAX_CTL];
+    struct proc procs[NPROCS];
+    struct pool_rt pools[RM_SHM_MAX_POOLS];
+    unsigned npools_rt;
+    uint32_t generation;
+    uint64_t gw_next_spawn_ns;
+    unsigned gw_early_deaths;
+    /* pending re-queues (ring was full) */
+    struct { unsigned pool; uint32_t slot, gen; } pend[4096];
+    unsigned npend;
+    /* stop */
+    int stopping;          /* 1: graceful, 2: immediate */
+    uint64_t stop_deadline;
+    int workers_told_to_drain;
+    /* reload */
+    int reloading;
+    uint64_t reload_started;
+    struct rm_config old_cfg;
+    uint32_t old_generation;
+    char reload_error[512];
+    /* systemd */
+    uint64_t watchdog_usec, next_watchdog_ns;
+    int notified_ready;
+    uint64_t next_status_ns;
+    pid_t pid;
+};
+
+static struct master *M;
+
+/* ------------------------------------------------------------------ helpers */
+
+void rm_control_path(const struct rm_config *cfg, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/ringmaster.sock", cfg->runtime_dir);
+}
+
+void rm_pidfile_path(const struct rm_config *cfg, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/ringmaster.pid", cfg->runtime_dir);
+}
+
+static int sys_pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static void proc_signal(struct proc *p, int sig)
+{
+    if (!p->pid)
+        return;
+#ifdef SYS_pidfd_send_signal
+    if (p->pidfd >= 0 && syscall(SYS_pidfd_send_signal, p->pidfd, sig, NULL, 0) == 0)
+        return;
+#endif
+    kill(p->pid, sig);
+}
+
+static const char *proc_name(const struct proc *p, char *buf, size_t len)
+{
+    if (p->role == RM_ROLE_GATEWAY)
+        snprintf(buf, len, "gateway %u", p->index);
+    else
+        snprintf(buf, len, "worker %s %u", p->pool < RM_SHM_MAX_POOLS ? M->pools[p->pool].cfg.name : "?", p->index);
+    return buf;
+}
+
+static void notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void notify(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    sd_notify(0, buf);
+}
+
+/* ------------------------------------------------------------------ spawning */
+
+static void child_setup(const char *role)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* The master may have died between fork and prctl. */
+    if (getppid() != M->pid)
+        _exit(0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGCHLD, SIG_DFL);
+    /* Only the master talks to systemd. */
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    unsetenv("WATCHDOG_PID");
+    unsetenv("WATCHDOG_USEC");
+    /* Drop the master's own descriptors. */
+    close(M->epfd);
+    close(M->sigfd);
+    close(M->timerfd);
+    if (M->ctlfd >= 0)
+        close(M->ctlfd);
+    for (int i = 0; i < MAX_CTL; i++)
+        if (M->ctl[i].fd >= 0)
+            close(M->ctl[i].fd);
+    for (unsigned i = 0; i < NPROCS; i++)
+        if (M->procs[i].pidfd >= 0)
+            close(M->procs[i].pidfd);
+    rm_log_init(role);
+}
+
+static int spawn(unsigned sb, int role, unsigned pool, unsigned index)
+{
+    struct proc *p = &M->procs[sb];
+    struct rm_sb_entry *e = rm_seg_sb(&M->seg, sb);
+    /* The entry has no live process: the master is its only writer now. */
+    e->role = (uint8_t)role;
+    e->pool = (uint16_t)pool;
+    e->generation = role == RM_ROLE_WORKER ? M->pools[pool].generation : M->generation;
+    e->index = index;
+    e->spawn_ns = rm_now_ns();
+    atomic_store_explicit(&e->heartbeat_ns, e->spawn_ns, memory_order_relaxed);
+    atomic_store_explicit(&e->intent, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->cur_slot, RM_NO_SLOT, memory_order_relaxed);
+    atomic_store_explicit(&e->flags, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->state, RM_PROC_STARTING, memory_order_release);
+
+    unsigned max_requests = 0;
+    if (role == RM_ROLE_WORKER && M->pools[pool].cfg.max_requests) {
+        /* Jitter up to +25% so a pool's workers do not all recycle together. */
+        unsigned mr = M->pools[pool].cfg.max_requests;
+        max_requests = mr + (unsigned)((uint64_t)rand() % (mr / 4 + 1));
+    }
+
+    pid_t pid = fork();
+    if (pid < 0) {
+        rm_err("fork: %s", strerror(errno));
+        atomic_store_explicit(&e->state, RM_PROC_DEAD, memory_order_release);
+        return -1;
+    }
+    if (pid == 0) {
+        char rolename[96];
+        if (role == RM_ROLE_GATEWAY) {
+            snprintf(rolename, sizeof rolename, "gateway %u", index);
+            child_setup(rolename);
+            rm_proctitle_set("ringmaster: gateway %u", index);
+            struct rm_gw_ctx gctx = {
+                .seg = &M->seg, .cfg = &M->cfg, .index = index,
+                .listen_fds = M->lis.fds, .nlisten = M->lis.n,
+                .wake_fd = M->wake_fds[index], .master_pid = M->pid,
+            };
+            _exit(rm_gateway_main(&gctx));
+        }
+        snprintf(rolename, sizeof rolename, "worker %s %u", M->pools[pool].cfg.name, index);
+        child_setup(rolename);
+        /* Workers never accept: close the listening sockets. */
+        for (size_t i = 0; i < M->lis.n; i++)
+            close(M->lis.fds[i]);
+        struct rm_worker_ctx wctx = {
+            .seg = &M->seg, .cfg = &M->cfg, .pool_cfg = &M->pools[pool].cfg,
+            .pool = M->pools[pool].shm, .sb_index = sb, .worker_index = index,
+            .gw_wake_fds = M->wake_fds, .ngw_wake_fds = M->cfg.gateways,
+            .master_pid = M->pid, .max_requests = max_requests,
+        };
+        _exit(rm_worker_main(&wctx));
+    }
+    atomic_store_explicit(&e->pid, pid, memory_order_release);
+    memset(p, 0, sizeof *p);
+    p->pid = pid;
+    p->pidfd = sys_pidfd_open(pid);
+    p->role = role;
+    p->pool = pool;
+    p->index = index;
+    p->generation = e->generation;
+    p->spawn_ns = e->spawn_ns;
+    p->kill_reason = KR_NONE;
+    char nb[96];
+    rm_debug("spawned %s, pid %d", proc_name(p, nb, sizeof nb), pid);
+    return 0;
+}
+
+static void kill_proc(struct proc *p, int reason, const char *why)
+{
+    if (!p->pid || p->kill_at)
+        return;
+    char nb[96];
+    rm_warn("%s (pid %d): %s: killing it", proc_name(p, nb, sizeof nb), p->pid, why);
+    p->kill_reason = reason;
+    proc_signal(p, SIGTERM);
+    p->kill_at = rm_now_ns() + KILL_GRACE_NS;
+}
+
+/* ------------------------------------------------------------------ recovery hooks */
+
+static void on_notify_gateway(void *arg, unsigned gw)
+{
+    (void)arg;
+    if (gw < M->cfg.gateways && M->wake_fds[gw] >= 0) {
+        uint64_t one = 1;
+        ssize_t r = write(M->wake_fds[gw], &one, sizeof one);
+        (void)r;
+    }
+}
+
+static void on_pending(void *arg, unsigned pool, uint32_t slot, uint32_t gen)
+{
+    (void)arg;
+    if (M->npend < sizeof M->pend / sizeof M->pend[0]) {
+        M->pend[M->npend].pool = pool;
+        M->pend[M->npend].slot = slot;
+        M->pend[M->npend].gen = gen;
+        M->npend++;
+    } else {
+        rm_err("pending re-queue list full: slot %u of pool %u waits for its gateway's deadline", slot, pool);
+    }
+}
+
+static void on_requeued(void *arg, unsigned pool, uint32_t slot, uint64_t old)
+{
+    (void)arg;
+    (void)slot;
+    (void)old;
+    atomic_fetch_add_explicit(&rm_seg_master_stats(&M->seg, pool)->retried, 1, memory_order_relaxed);
+}
+
+static void retry_pending(void)
+{
+    for (unsigned k = 0; k < M->npend;) {
+        if (rm_recovery_retry(&M->seg, M->pend[k].pool, M->pend[k].slot, M->pend[k].gen))
+            M->pend[k] = M->pend[--M->npend];
+        else
+            k++;
+    }
+}
+
+/* ------------------------------------------------------------------ deaths */
+
+static void describe_status(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
+                 WCOREDUMP(status) ? ", core dumped" : "");
+    else
+        snprintf(buf, len, "status 0x%x", status);
+}
+
+static void on_death(unsigned sb, int status)
+{
+    struct proc *p = &M->procs[sb];
+    uint64_t now = rm_now_ns();
+    char nb[96], how[128];
+    proc_name(p, nb, sizeof nb);
+    describe_status(status, how, sizeof how);
+
+    struct rm_recovery_ops ops = {
+        .notify_gateway = on_notify_gateway, .pending = on_pending, .requeued = on_requeued,
+    };
+    struct rm_recovery_result res;
+    rm_recover_process(&M->seg, sb, now, &ops, &res);
+
+    int clean = WIFEXITED(status) && (WEXITSTATUS(status) == RM_EXIT_OK);
+    int recycled = WIFEXITED(status) && WEXITSTATUS(status) == RM_EXIT_RECYCLE;
+    int init_failed = WIFEXITED(status) && WEXITSTATUS(status) == RM_EXIT_INIT_FAILED;
+    uint64_t lived = now - p->spawn_ns;
+
+    /* The obituary: one line with everything an operator needs. */
+    if (p->retiring && (clean || recycled))
+        rm_info("%s (pid %d) %s after draining", nb, p->pid, how);
+    else
+        rm_log(clean || recycled ? RM_LOG_INFO : RM_LOG_WARNING,
+               "%s (pid %d) %s after %.1f s%s; recovered: %u re-queued, %u failed 502, %u failed 504, %u freed, %u aborted",
+               nb, p->pid, how, lived / 1e9, p->ready_ns ? "" : " (never ready)", res.requeued, res.crashed,
+               res.timed_out, res.freed, res.aborted);
+
+    int reason = RM_RESTART_CRASHED;
+    if (p->kill_reason != KR_NONE)
+        reason = p->kill_reason;
+    else if (recycled)
+        reason = RM_RESTART_RECYCLED;
+    else if (init_failed)
+        reason = RM_RESTART_INIT_FAILED;
+
+    if (p->role == RM_ROLE_WORKER) {
+        struct pool_rt *pr = p->pool < RM_SHM_MAX_POOLS ? &M->pools[p->pool] : NULL;
+        if (pr && pr->in_use) {
+            if (!p->retiring && !M->stopping)
+                atomic_fetch_add_explicit(&rm_seg_master_stats(&M->seg, pr->shm)->restarts[reason], 1,
+                                          memory_order_relaxed);
+            if (init_failed && !p->retiring) {
+                if (M->reloading && p->generation == pr->generation && pr->generation != M->old_generation) {
+                    snprintf(M->reload_error, sizeof M->reload_error,
+                             "pool %s: handler init failed in the new generation", pr->cfg.name);
+                } else if (!pr->failed) {
+                    pr->failed = 1;
+                    atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->failed, 1, memory_order_release);
+                    rm_err("pool %s: handler init failed (exit %d): pool marked failed and not ready; "
+                           "fix the configuration and reload", pr->cfg.name, RM_EXIT_INIT_FAILED);
+                }
+            } else if (!p->retiring && !clean && !recycled) {
+                /* Backoff: the first early death respawns at once, repeated
+                 * ones wait 100 ms, 200 ms, ... up to backoff_max. */
+                if (lived < EARLY_DEATH_NS || !p->ready_ns) {
+                    pr->early_deaths++;
+                    uint64_t delay = 0;
+                    if (pr->early_deaths > 1) {
+                        unsigned sh = pr->early_deaths - 2 < 20 ? pr->early_deaths - 2 : 20;
+                        delay = (100 * MS) << sh;
+                        if (delay > M->cfg.backoff_max * MS)
+                            delay = M->cfg.backoff_max * MS;
+                        rm_warn("pool %s: %u early deaths in a row: next worker in %.1f s", pr->cfg.name,
+                                pr->early_deaths, delay / 1e9);
+                    }
+                    pr->next_spawn_ns = now + delay;
+                } else {
+                    pr->early_deaths = 0;
+                    pr->next_spawn_ns = now;
+                }
+            }
+        }
+    } else if (p->role == RM_ROLE_GATEWAY && !p->retiring && !M->stopping) {
+        atomic_fetch_add_explicit(&rm_seg_master_stats(&M->seg, 0)->gw_restarts, 1, memory_order_relaxed);
+        if (lived < EARLY_DEATH_NS) {
+            M->gw_early_deaths++;
+            uint64_t delay = M->gw_early_deaths > 1 ? (100 * MS) << (M->gw_early_deaths < 12 ? M->gw_early_deaths - 2 : 10) : 0;
+            if (delay > M->cfg.backoff_max * MS)
+                delay = M->cfg.backoff_max * MS;
+            M->gw_next_spawn_ns = now + delay;
+        } else {
+            M->gw_early_deaths = 0;
+        }
+    }
+
+    if (p->pidfd >= 0)
+        close(p->pidfd);
+    memset(p, 0, sizeof *p);
+    p->pidfd = -1;
+    struct rm_sb_entry *e = rm_seg_sb(&M->seg, sb);
+    atomic_store_explicit(&e->pid, 0, memory_order_relaxed);
+}
+
+static void reap(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        unsigned sb;
+        for (sb = 0; sb < NPROCS; sb++)
+            if (M->procs[sb].pid == pid)
+                break;
+        if (sb == NPROCS)
+            continue; /* not ours (a handler's grandchild re-parented?) */
+        on_death(sb, status);
+    }
+}
+
+/* ------------------------------------------------------------------ checks */
+
+static void check_procs(uint64_t now)
+{
+    const uint64_t hb_timeout = M->cfg.heartbeat_timeout * MS;
+    for (unsigned sb = 0; sb < NPROCS; sb++) {
+        struct proc *p = &M->procs[sb];
+        if (!p->pid)
+            continue;
+        if (p->kill_at && now >= p->kill_at) {
+            proc_signal(p, SIGKILL);
+            p->kill_at = UINT64_MAX; /* sent; wait for the reap */
+            continue;
+        }
+        if (p->kill_at)
+            continue;
+        struct rm_sb_entry *e = rm_seg_sb(&M->seg, sb);
+        unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
+        uint64_t hb = atomic_load_explicit(&e->heartbeat_ns, memory_order_relaxed);
+        if (!p->ready_ns && (st == RM_PROC_READY || st == RM_PROC_BUSY))
+            p->ready_ns = now;
+        if (p->role == RM_ROLE_WORKER && st == RM_PROC_STARTING) {
+            struct pool_rt *pr = &M->pools[p->pool];
+            if (now - p->spawn_ns > pr->cfg.startup_timeout * MS) {
+                if (M->reloading && p->generation == pr->generation && pr->generation != M->old_generation)
+                    snprintf(M->reload_error, sizeof M->reload_error,
+                             "pool %s: new worker not ready within startup_timeout", pr->cfg.name);
+                kill_proc(p, RM_RESTART_INIT_FAILED, "not ready within startup_timeout");
+            }
+            continue;
+        }
+        if (st == RM_PROC_BUSY && p->role == RM_ROLE_WORKER) {
+            /* Busy: the request's deadline, not the heartbeat, decides. */
+            uint32_t s = atomic_load_explicit(&e->cur_slot, memory_order_acquire);
+            struct rm_shm_pool *sp = rm_seg_pool(&M->seg, M->pools[p->pool].shm);
+            if (s < sp->nslots) {
+                uint64_t deadline = rm_pool_meta(&M->seg, sp, s)->deadline_ns;
+                if (now > deadline)
+                    kill_proc(p, RM_RESTART_TIMEOUT, "request past its deadline");
+            }
+            continue;
+        }
+        if ((st == RM_PROC_READY || st == RM_PROC_DRAINING) && now > hb && now - hb > hb_timeout)
+            kill_proc(p, RM_RESTART_HEARTBEAT, "no heartbeat");
+    }
+}
+
+/* ------------------------------------------------------------------ reconcile */
+
+static unsigned free_worker_entry(void)
+{
+    for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++)
+        if (!M->procs[sb].pid)
+            return sb;
+    return NPROCS;
+}
+
+static unsigned count_workers(const struct pool_rt *pr, unsigned pidx, uint32_t gen, int ready_only)
+{
+    unsigned n = 0;
+    for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
+        const struct proc *p = &M->procs[sb];
+        if (!p->pid || p->role != RM_ROLE_WORKER || p->pool != pidx || p->retiring || p->generation != gen)
+            continue;
+        if (ready_only && !p->ready_ns)
+            continue;
+        n++;
+    }
+    (void)pr;
+    return n;
+}
+
+static void reconcile(uint64_t now)
+{
+    if (M->stopping)
+        return;
+    for (unsigned g = 0; g < M->cfg.gateways; g++)
+        if (!M->procs[g].pid && now >= M->gw_next_spawn_ns)
+            spawn(g, RM_ROLE_GATEWAY, 0, g);
+    for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
+        struct pool_rt *pr = &M->pools[i];
+        if (!pr->in_use || pr->failed)
+            continue;
+        while (count_workers(pr, i, pr->generation, 0) < pr->target && now >= pr->next_spawn_ns) {
+            unsigned sb = free_worker_entry();
+            if (sb == NPROCS) {
+                rm_err("scoreboard full (%u entries): cannot start another worker", NPROCS);
+                break;
+            }
+            if (spawn(sb, RM_ROLE_WORKER, i, pr->next_index++ % 1000) < 0)
+                break;
+        }
+        /* More workers than the target (TTOU): drain the youngest extra. */
+        while (count_workers(pr, i, pr->generation, 0) > pr->target) {
+            struct proc *victim = NULL;
+            for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
+                struct proc *p = &M->procs[sb];
+                if (p->pid && p->role == RM_ROLE_WORKER && p->pool == i && !p->retiring &&
+                    p->generation == pr->generation && (!victim || p->spawn_ns > victim->spawn_ns))
+                    victim = p;
+            }
+            if (!victim)
+                break;
+            victim->retiring = 1;
+            atomic_fetch_or_explicit(&rm_seg_sb(&M->seg, (unsigned)(victim - M->procs))->flags, RM_SBF_DRAIN,
+                                     memory_order_release);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ readiness, systemd */
+
+static int all_pools_ready(char *why, size_t len)
+{
+    for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
+        struct pool_rt *pr = &M->pools[i];
+        if (!pr->in_use)
+            continue;
+        if (pr->failed) {
+            snprintf(why, len, "pool %s failed", pr->cfg.name);
+            return 0;
+        }
+        unsigned n = 0;
+        for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
+            struct proc *p = &M->procs[sb];
+            if (p->pid && p->role == RM_ROLE_WORKER && p->pool == i && p->ready_ns)
+                n++;
+        }
+        if (!n) {
+            snprintf(why, len, "pool %s has no ready worker", pr->cfg.name);
+            return 0;
+        }
+    }
+    for (unsigned g = 0; g < M->cfg.gateways; g++)
+        if (!M->procs[g].pid || !M->procs[g].ready_ns) {
+            snprintf(why, len, "gateway %u not ready", g);
+            return 0;
+        }
+    return 1;
+}
+
+static void systemd_tick(uint64_t now)
+{
+    char why[128];
+    if (!M->notified_ready && !M->stopping && !M->reloading && all_pools_ready(why, sizeof why)) {
+        notify("READY=1");
+        M->notified_ready = 1;
+        rm_notice("ready: serving on %zu socket(s), %u pool(s)", M->lis.n, M->npools_rt);
+    }
+    if (M->watchdog_usec && now >= M->next_watchdog_ns) {
+        notify("WATCHDOG=1");
+        M->next_watchdog_ns = now + M->watchdog_usec * 1000u / 2;
+    }
+    if (now >= M->next_status_ns) {
+        unsigned workers = 0, ready = 0;
+        uint64_t served = 0;
+        for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++)
+            if (M->procs[sb].pid) {
+                workers++;
+                ready += M->procs[sb].ready_ns != 0;
+            }
+        for (unsigned sb = 0; sb < NPROCS; sb++)
+            served += atomic_load_explicit(&rm_seg_sb(&M->seg, sb)->served, memory_order_relaxed);
+        notify("STATUS=%s%u workers (%u ready), %llu requests served", M->stopping ? "stopping: " : M->reloading ? "reloading: " : "",
+               workers, ready, (unsigned long long)served);
+        M->next_status_ns = now + 1000 * MS;
+    }
+}
+
+/* ------------------------------------------------------------------ control socket */
+
+static void ctl_reply(struct ctl_client *c, const char *msg)
+{
+    if (c->fd < 0)
+        return;
+    ssize_t r = write(c->fd, msg, strlen(msg));
+    (void)r;
+    epoll_ctl(M->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    c->waiting_reload = 0;
+    c->len = 0;
+}
+
+static void reload_finished(int ok, const char *why)
+{
+    char msg[600];
+    if (ok)
+        snprintf(msg, sizeof msg, "ok\n");
+    else
+        snprintf(msg, sizeof msg, "error: %s\n", why);
+    for (int i = 0; i < MAX_CTL; i++)
+        if (M->ctl[i].fd >= 0 && M->ctl[i].waiting_reload)
+            ctl_reply(&M->ctl[i], msg);
+}
+
+static void begin_stop(int immediate);
+static int begin_reload(char *why, size_t len);
+
+static void ctl_command(struct ctl_client *c)
+{
+    c->buf[c->len] = '\0';
+    char *nl = strchr(c->buf, '\n');
+    if (!nl)
+        return;
+    *nl = '\0';
+    if (strcmp(c->buf, "reload") == 0) {
+        char why[512];
+        if (M->stopping) {
+            ctl_reply(c, "error: stopping\n");
+        } else if (M->reloading) {
+            c->waiting_reload = 1; /* join the reload under way */
+        } else if (begin_reload(why, sizeof why) < 0) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "error: %s\n", why);
+            ctl_reply(c, msg);
+        } else {
+            c->waiting_reload = 1;
+        }
+    } else if (strcmp(c->buf, "stop") == 0) {
+        ctl_reply(c, "ok\n");
+        begin_stop(0);
+    } else {
+        ctl_reply(c, "error: unknown command (reload, stop)\n");
+    }
+}
+
+static void ctl_accept(void)
+{
+    for (;;) {
+        int fd = accept4(M->ctlfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        int slot = -1;
+        for (int i = 0; i < MAX_CTL; i++)
+            if (M->ctl[i].fd < 0) {
+                slot = i;
+                break;
+            }
+        if (slot < 0) {
+            const char *m = "error: busy\n";
+            ssize_t r = write(fd, m, strlen(m));
+            (void)r;
+            close(fd);
+            continue;
+        }
+        M->ctl[slot].fd = fd;
+        M->ctl[slot].len = 0;
+        M->ctl[slot].waiting_reload = 0;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 100 + (uint64_t)slot};
+        epoll_ctl(M->epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+}
+
+static void ctl_read(int slot)
+{
+    struct ctl_client *c = &M->ctl[slot];
+    ssize_t n = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
+    if (n <= 0) {
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            epoll_ctl(M->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+            close(c->fd);
+            c->fd = -1;
+        }
+        return;
+    }
+    c->len += (size_t)n;
+    if (c->len >= sizeof c->buf - 1) {
+        ctl_reply(c, "error: command too long\n");
+        return;
+    }
+    if (!c->waiting_reload)
+        ctl_command(c);
+}
+
+/* ------------------------------------------------------------------ reload */
+
+static int pool_layout_same(const struct rm_pool_config *a, const struct rm_pool_config *b)
+{
+    return a->queue_depth == b->queue_depth && a->max_request_size == b->max_request_size &&
+           a->max_response_size == b->max_response_size;
+}
+
+static int add_pool(const struct rm_pool_config *pc, unsigned slot, char *err, size_t errlen)
+{
+    struct rm_pool_spec spec = {
+        .name = pc->name, .nslots = pc->queue_depth, .max_req = pc->max_request_size,
+        .max_resp = pc->max_response_size, .max_attempts = pc->max_attempts,
+        .request_timeout_ns = pc->request_timeout * MS, .handler = pc->handler,
+    };
+    unsigned shm;
+    for (shm = 0; shm < RM_SHM_MAX_POOLS; shm++)
+        if (!atomic_load_explicit(&rm_seg_pool(&M->seg, shm)->active, memory_order_acquire) &&
+            !rm_seg_pool(&M->seg, shm)->nslots)
+            break;
+    if (shm == RM_SHM_MAX_POOLS) {
+        snprintf(err, errlen, "no free pool entry in shared memory");
+        return -1;
+    }
+    if (rm_seg_pool_add(&M->seg, shm, &spec, err, errlen) < 0)
+        return -1;
+    struct pool_rt *pr = &M->pools[slot];
+    memset(pr, 0, sizeof *pr);
+    pr->cfg = *pc;
+    /* cfg.kv points into cfg.kv_store: re-point after the copy. */
+    for (size_t k = 0; k < pr->cfg.nkv; k++) {
+        pr->cfg.kv[k].key = pr->cfg.kv_store[k][0];
+        pr->cfg.kv[k].value = pr->cfg.kv_store[k][1];
+    }
+    pr->shm = shm;
+    pr->target = pc->workers + pc->spares;
+    pr->generation = M->generation;
+    pr->in_use = 1;
+    atomic_store_explicit(&rm_seg_pool(&M->seg, shm)->workers_target, pr->target, memory_order_relaxed);
+    return 0;
+}
+
+static void set_pool_cfg(struct pool_rt *pr, const struct rm_pool_config *pc)
+{
+    pr->cfg = *pc;
+    for (size_t k = 0; k < pr->cfg.nkv; k++) {
+        pr->cfg.kv[k].key = pr->cfg.kv_store[k][0];
+        pr->cfg.kv[k].value = pr->cfg.kv_store[k][1];
+    }
+}
+
+/*
+ * Start a reload: validate the new file, then start a new generation of
+ * workers for every pool. Old workers drain one by one as new ones become
+ * ready (reload_tick). Pools added by the file are created; pools removed
+ * drain and then answer 404. A pool whose queue_depth or max sizes changed
+ * needs a restart (its shared-memory layout is fixed): refused.
+ */
+static int begin_reload(char *why, size_t len)
+{
+    struct rm_config *nc = calloc(1, sizeof *nc);
+    if (!nc) {
+        snprintf(why, len, "out of memory");
+        return -1;
+    }
+    char err[512];
+    if (rm_config_load(nc, M->cfg.path, err, sizeof err) < 0) {
+        snprintf(why, len, "%s", err);
+        free(nc);
+        return -1;
+    }
+    if (nc->gateways != M->cfg.gateways || strcmp(nc->runtime_dir, M->cfg.runtime_dir) != 0) {
+        snprintf(why, len, "gateways and runtime_dir cannot change on reload: restart ringmaster");
+        free(nc);
+        return -1;
+    }
+    for (size_t i = 0; i < nc->npools; i++)
+        for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++)
+            if (M->pools[j].in_use && strcmp(M->pools[j].cfg.name, nc->pools[i].name) == 0 &&
+                !pool_layout_same(&M->pools[j].cfg, &nc->pools[i])) {
+                snprintf(why, len, "pool %s: queue_depth, max_request_size and max_response_size cannot change on reload: restart ringmaster",
+                         nc->pools[i].name);
+                free(nc);
+                return -1;
+            }
+    rm_notice("reload: %s parsed, starting a new generation", nc->path);
+    notify("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(rm_now_ns() / 1000u));
+    M->old_cfg = M->cfg;
+    M->old_generation = M->generation;
+    M->generation++;
+    M->reloading = 1;
+    M->reload_started = rm_now_ns();
+    M->reload_error[0] = '\0';
+    /* Global keys that can change live. */
+    M->cfg.heartbeat_interval = nc->heartbeat_interval;
+    M->cfg.heartbeat_timeout = nc->heartbeat_timeout;
+    M->cfg.shutdown_timeout = nc->shutdown_timeout;
+    M->cfg.backoff_max = nc->backoff_max;
+    /* Pools: new generation for kept ones, create added ones. */
+    for (size_t i = 0; i < nc->npools; i++) {
+        unsigned j;
+        for (j = 0; j < RM_SHM_MAX_POOLS; j++)
+            if (M->pools[j].in_use && strcmp(M->pools[j].cfg.name, nc->pools[i].name) == 0)
+                break;
+        if (j < RM_SHM_MAX_POOLS) {
+            struct pool_rt *pr = &M->pools[j];
+            set_pool_cfg(pr, &nc->pools[i]);
+            pr->target = nc->pools[i].workers + nc->pools[i].spares;
+            pr->generation = M->generation;
+            pr->failed = 0;
+            pr->early_deaths = 0;
+            pr->next_spawn_ns = 0;
+            struct rm_shm_pool *sp = rm_seg_pool(&M->seg, pr->shm);
+            sp->max_attempts = nc->pools[i].max_attempts;
+            sp->request_timeout_ns = nc->pools[i].request_timeout * MS;
+            atomic_store_explicit(&sp->failed, 0, memory_order_release);
+            atomic_store_explicit(&sp->workers_target, pr->target, memory_order_relaxed);
+        } else {
+            for (j = 0; j < RM_SHM_MAX_POOLS && M->pools[j].in_use; j++)
+                ;
+            if (j == RM_SHM_MAX_POOLS || add_pool(&nc->pools[i], j, err, sizeof err) < 0) {
+                snprintf(M->reload_error, sizeof M->reload_error, "pool %s: %s", nc->pools[i].name,
+                         j == RM_SHM_MAX_POOLS ? "too many pools" : err);
+                break;
+            }
+            rm_notice("reload: pool %s added", nc->pools[i].name);
+        }
+    }
+    /* Removed pools: drain every worker; the pool goes inactive when empty. */
+    for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++) {
+        struct pool_rt *pr = &M->pools[j];
+        if (!pr->in_use || rm_config_pool(nc, pr->cfg.name))
+            continue;
+        pr->target = 0;
+        pr->generation = M->generation;
+        rm_notice("reload: pool %s removed: draining its workers", pr->cfg.name);
+    }
+    for (size_t i = 0; i < nc->npools; i++)
+        ; /* M->cfg.pools is only used for -t; pools live in M->pools */
+    free(nc);
+    return 0;
+}
+
+static void drain_proc(unsigned sb)
+{
+    struct proc *p = &M->procs[sb];
+    p->retiring = 1;
+    /* release: pairs with the worker's acquire load of flags. */
+    atomic_fetch_or_explicit(&rm_seg_sb(&M->seg, sb)->flags, RM_SBF_DRAIN, memory_order_release);
+}
+
+static void reload_tick(uint64_t now)
+{
+    if (!M->reloading)
+        return;
+    if (M->reload_error[0]) {
+        /* Roll back: drain the new generation, the old one keeps serving. */
+        rm_err("reload failed, rolling back: %s", M->reload_error);
+        for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++) {
+            struct pool_rt *pr = &M->pools[j];
+            if (!pr->in_use)
+                continue;
+            const struct rm_pool_config *oc = rm_config_pool(&M->old_cfg, pr->cfg.name);
+            for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
+                struct proc *p = &M->procs[sb];
+                if (p->pid && p->role == RM_ROLE_WORKER && p->pool == j && p->generation == M->generation) {
+                    drain_proc(sb);
+                    if (!p->ready_ns)
+                        kill_proc(p, RM_RESTART_RELOAD, "rolled back");
+                }
+            }
+            if (oc) {
+                set_pool_cfg(pr, oc);
+                pr->target = oc->workers + oc->spares;
+                pr->generation = M->old_generation;
+                pr->failed = 0;
+                atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->failed, 0, memory_order_release);
+            } else {
+                pr->target = 0; /* added by the failed reload: remove again */
+            }
+        }
+        M->cfg = M->old_cfg;
+        M->generation = M->old_generation;
+        M->reloading = 0;
+        notify("READY=1");
+        reload_finished(0, M->reload_error);
+        return;
+    }
+    int done = 1;
+    for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++) {
+        struct pool_rt *pr = &M->pools[j];
+        if (!pr->in_use)
+            continue;
+        /* Hand over one at a time: for every new worker that is ready,
+         * drain one old worker. Capacity never drops below the target. */
+        unsigned new_ready = count_workers(pr, j, pr->generation, 1);
+        unsigned old_alive = 0, old_draining = 0;
+        for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
+            struct proc *p = &M->procs[sb];
+            if (!p->pid || p->role != RM_ROLE_WORKER || p->pool != j || p->generation == pr->generation)
+                continue;
+            if (p->retiring)
+                old_draining++;
+            else
+                old_alive++;
+        }
+        unsigned old_total = old_alive + old_draining;
+        /* Old workers allowed to remain: target - new_ready (at least 0). */
+        while (old_alive > 0 && new_ready + old_alive > pr->target) {
+            for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
+                struct proc *p = &M->procs[sb];
+                if (p->pid && p->role == RM_ROLE_WORKER && p->pool == j && p->generation != pr->generation &&
+                    !p->retiring) {
+                    drain_proc(sb);
+                    break;
+                }
+            }
+            old_alive--;
+        }
+        if (old_total > 0 || new_ready < pr->target)
+            done = 0;
+        if (pr->target == 0 && old_total == 0) {
+            /* Removed pool, drained: stop serving it (404 from now on). */
+            atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->active, 0, memory_order_release);
+            pr->in_use = 0;
+            rm_notice("pool %s removed", pr->cfg.name);
+        }
+    }
+    if (done) {
+        M->reloading = 0;
+        atomic_fetch_add_explicit(&M->seg.hdr->reloads, 1, memory_order_relaxed);
+        rm_notice("reload finished in %.2f s: generation %u serves", (now - M->reload_started) / 1e9, M->generation);
+        notify("READY=1");
+        reload_finished(1, NULL);
+    }
+}
+
+/* ------------------------------------------------------------------ stop */
+
+static void begin_stop(int immediate)
+{
+    uint64_t now = rm_now_ns();
+    if (M->stopping && !immediate)
+        immediate = 1; /* a second stop signal: do not wait */
+    if (!M->stopping) {
+        notify("STOPPING=1");
+        /* release: gateways' readiness (acquire) turns 503 at once. */
+        atomic_store_explicit(&M->seg.hdr->draining, 1, memory_order_release);
+        M->stop_deadline = now + M->cfg.shutdown_timeout * MS;
+        rm_notice("stopping: draining gateways, then workers (shutdown_timeout %.1f s)", M->cfg.shutdown_timeout / 1e3);
+        for (unsigned g = 0; g < RM_MAX_GATEWAYS; g++)
+            if (M->procs[g].pid) {
+                M->procs[g].retiring = 1;
+                atomic_fetch_or_explicit(&rm_seg_sb(&M->seg, g)->flags, RM_SBF_DRAIN, memory_order_release);
+                proc_signal(&M->procs[g], SIGTERM);
+            }
+        reload_finished(0, "stopping");
+    }
+    M->stopping = immediate ? 2 : 1;
+    if (immediate) {
+        rm_notice("immediate stop: killing every child");
+        for (unsigned sb = 0; sb < NPROCS; sb++)
+            proc_signal(&M->procs[sb], SIGKILL);
+    }
+}
+
+/* Returns 1 when everything has exited. */
+static int stop_tick(uint64_t now)
+{
+    int gateways = 0, workers = 0;
+    for (unsigned sb = 0; sb < NPROCS; sb++) {
+        if (!M->procs[sb].pid)
+            continue;
+        if (M->procs[sb].role == RM_ROLE_GATEWAY)
+            gateways++;
+        else
+            workers++;
+    }
+    /* Workers drain once the gateways are gone: queued requests are done. */
+    if (!gateways && !M->workers_told_to_drain) {
+        M->workers_told_to_drain = 1;
+        for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++)
+            if (M->procs[sb].pid) {
+                drain_proc(sb);
+                proc_signal(&M->procs[sb], SIGTERM);
+            }
+    }
+    if (gateways + workers == 0)
+        return 1;
+    if (now >= M->stop_deadline && M->stopping == 1) {
+        rm_warn("shutdown_timeout reached with %d gateway(s) and %d worker(s) left: killing them", gateways, workers);
+        M->stopping = 2;
+        for (unsigned sb = 0; sb < NPROCS; sb++)
+            proc_signal(&M->procs[sb], SIGKILL);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static int make_runtime_dir(const char *dir, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int open_control(char *err, size_t errlen)
+{
+    char path[4096];
+    rm_control_path(&M->cfg, path, sizeof path);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sun.sun_path) {
+        snprintf(err, errlen, "control socket path too long: %s", path);
+        return -1;
+    }
+    strcpy(sun.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket(AF_UNIX): %s", strerror(errno));
+        return -1;
+    }
+    /* Refuse to run twice on one runtime_dir: a live master answers. */
+    if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0) {
+        snprintf(err, errlen, "another ringmaster is running on %s", path);
+        close(fd);
+        return -1;
+    }
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, 16) < 0) {
+        snprintf(err, errlen, "bind/listen %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    chmod(path, 0600);
+    return fd;
+}
+
+static int write_pidfile(char *err, size_t errlen)
+{
+    char path[4096], tmp[4200];
+    rm_pidfile_path(&M->cfg, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "open %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "%d %d\n", (int)M->pid, M->seg.fd);
+    if (fclose(f) != 0 || rename(tmp, path) < 0) {
+        snprintf(err, errlen, "write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int setup(const struct rm_config *cfg, char *err, size_t errlen)
+{
+    M->cfg = *cfg;
+    M->pid = getpid();
+    M->epfd = M->sigfd = M->timerfd = M->ctlfd = -1;
+    for (int i = 0; i < MAX_CTL; i++)
+        M->ctl[i].fd = -1;
+    for (unsigned i = 0; i < NPROCS; i++)
+        M->procs[i].pidfd = -1;
+    for (unsigned i = 0; i < RM_MAX_GATEWAYS; i++)
+        M->wake_fds[i] = -1;
+    M->generation = 1;
+
+    const char *rd = getenv("RUNTIME_DIRECTORY"); /* systemd's RuntimeDirectory= */
+    if (rd && *rd && !strchr(rd, ':') && strcmp(M->cfg.runtime_dir, "/run/ringmaster") == 0)
+        snprintf(M->cfg.runtime_dir, sizeof M->cfg.runtime_dir, "%s", rd);
+    if (make_runtime_dir(M->cfg.runtime_dir, err, errlen) < 0)
+        return -1;
+
+    /* Signals arrive through a signalfd: block them first. */
+    sigset_t set;
+    sigemptyset(&set);
+    int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGTTIN, SIGTTOU, SIGCHLD};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&set, sigs[i]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if ((M->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "signalfd: %s", strerror(errno));
+        return -1;
+    }
+    if ((M->ctlfd = open_control(err, errlen)) < 0)
+        return -1;
+    if (rm_listen_open(&M->lis, &M->cfg, err, errlen) < 0)
+        return -1;
+
+    /* Shared memory: room for the pools now and for pools a reload adds
+     * (virtual: only touched pages cost memory). */
+    uint64_t need = 0;
+    for (size_t i = 0; i < M->cfg.npools; i++) {
+        const struct rm_pool_config *pc = &M->cfg.pools[i];
+        struct rm_pool_spec spec = {.name = pc->name, .nslots = pc->queue_depth, .max_req = pc->max_request_size,
+                                    .max_resp = pc->max_response_size};
+        need += rm_pool_bytes(&spec);
+    }
+    uint64_t arena = need * 4 + (256ull << 20);
+    if (rm_seg_create(&M->seg, NPROCS, RM_MAX_GATEWAYS, arena, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < M->cfg.npools; i++) {
+        if (add_pool(&M->cfg.pools[i], (unsigned)i, err, errlen) < 0)
+            return -1;
+        M->npools_rt++;
+    }
+    atomic_store_explicit(&M->seg.hdr->ngateways, M->cfg.gateways, memory_order_relaxed);
+    rm_seg_publish(&M->seg);
+
+    for (unsigned g = 0; g < M->cfg.gateways; g++)
+        if ((M->wake_fds[g] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+            snprintf(err, errlen, "eventfd: %s", strerror(errno));
+            return -1;
+        }
+    /* Children inherit these across fork (no exec), so CLOEXEC is harmless. */
+
+    if ((M->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "timerfd_create: %s", strerror(errno));
+        return -1;
+    }
+    uint64_t tick = M->cfg.heartbeat_interval * MS / 2;
+    if (tick > 50 * MS)
+        tick = 50 * MS;
+    if (tick < 5 * MS)
+        tick = 5 * MS;
+    struct itimerspec its = {.it_interval = {0, (long)tick}, .it_value = {0, (long)tick}};
+    timerfd_settime(M->timerfd, 0, &its, NULL);
+
+    if ((M->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.u64 = 1;
+    epoll_ctl(M->epfd, EPOLL_CTL_ADD, M->sigfd, &ev);
+    ev.data.u64 = 2;
+    epoll_ctl(M->epfd, EPOLL_CTL_ADD, M->timerfd, &ev);
+    ev.data.u64 = 3;
+    epoll_ctl(M->epfd, EPOLL_CTL_ADD, M->ctlfd, &ev);
+
+    if (write_pidfile(err, errlen) < 0)
+        return -1;
+    if (sd_watchdog_enabled(0, &M->watchdog_usec) <= 0)
+        M->watchdog_usec = 0;
+    return 0;
+}
+
+static void on_signal(void)
+{
+    struct signalfd_siginfo si;
+    while (read(M->sigfd, &si, sizeof si) == sizeof si) {
+        switch (si.ssi_signo) {
+        case SIGCHLD:
+            break; /* reaped below */
+        case SIGHUP: {
+            char why[512];
+            if (M->stopping || M->reloading) {
+                rm_warn("SIGHUP ignored: %s", M->stopping ? "stopping" : "a reload is under way");
+            } else if (begin_reload(why, sizeof why) < 0) {
+                rm_err("reload refused, nothing changed: %s", why);
+            }
+            break;
+        }
+        case SIGTERM:
+        case SIGINT:
+        case SIGQUIT:
+            begin_stop(0);
+            break;
+        case SIGTTIN:
+        case SIGTTOU:
+            for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++) {
+                struct pool_rt *pr = &M->pools[j];
+                if (!pr->in_use)
+                    continue;
+                if (si.ssi_signo == SIGTTIN && pr->target < 256)
+                    pr->target++;
+                else if (si.ssi_signo == SIGTTOU && pr->target > 1)
+                    pr->target--;
+                atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->workers_target, pr->target, memory_order_relaxed);
+                rm_notice("pool %s: %u worker(s) now", pr->cfg.name, pr->target);
+            }
+            break;
+        }
+    }
+}
+
+int rm_master_run(const struct rm_config *cfg)
+{
+    M = calloc(1, sizeof *M);
+    if (!M) {
+        rm_err("calloc: %s", strerror(errno));
+        return 1;
+    }
+    rm_log_init("master");
+    rm_proctitle_set("ringmaster: master");
+    char err[512];
+    if (setup(cfg, err, sizeof err) < 0) {
+        rm_err("startup failed: %s", err);
+        return 1;
+    }
+    srand((unsigned)(M->pid ^ rm_now_ns()));
+    for (size_t i = 0; i < M->lis.n; i++)
+        rm_notice("listening on %s", M->lis.names[i]);
+
+    uint64_t now = rm_now_ns();
+    reconcile(now);
+    for (;;) {
+        struct epoll_event evs[16];
+        int n = epoll_wait(M->epfd, evs, 16, 100);
+        if (n < 0 && errno != EINTR) {
+            rm_err("epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t id = evs[i].data.u64;
+            if (id == 1) {
+                on_signal();
+            } else if (id == 2) {
+                uint64_t exp;
+                ssize_t r = read(M->timerfd, &exp, sizeof exp);
+                (void)r;
+            } else if (id == 3) {
+                ctl_accept();
+            } else if (id >= 100 && id < 100 + MAX_CTL) {
+                ctl_read((int)(id - 100));
+            }
+        }
+        now = rm_now_ns();
+        /* Publish the master's own heartbeat for ctl and gateways. */
+        atomic_store_explicit(&M->seg.hdr->master_heartbeat_ns, now, memory_order_relaxed);
+        reap();
+        retry_pending();
+        check_procs(now);
+        if (M->stopping) {
+            if (stop_tick(now))
+                break;
+        } else {
+            reload_tick(now);
+            reconcile(now);
+        }
+        systemd_tick(now);
+    }
+    char path[4096];
+    rm_control_path(&M->cfg, path, sizeof path);
+    unlink(path);
+    rm_pidfile_path(&M->cfg, path, sizeof path);
+    unlink(path);
+    rm_notice("stopped");
+    return 0;
+}
