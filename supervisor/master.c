@@ -125,16 +125,6 @@ static struct master *M;
 
 /* ------------------------------------------------------------------ helpers */
 
-void rm_control_path(const struct rm_config *cfg, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/ringmaster.sock", cfg->runtime_dir);
-}
-
-void rm_pidfile_path(const struct rm_config *cfg, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/ringmaster.pid", cfg->runtime_dir);
-}
-
 static int sys_pidfd_open(pid_t pid)
 {
 #ifdef SYS_pidfd_open

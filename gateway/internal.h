@@ -1,0 +1,253 @@
+/*
+ * internal.h - what the gateway's files share (nothing outside gateway/
+ * includes this, except its unit test).
+ *
+ * One process, one epoll loop, no threads:
+ *   gateway.c  the loop: accept, signals, the tick (heartbeat, timeouts,
+ *              drain), connection table
+ *   http.c     reading, parsing (http_parser callbacks), writing answers
+ *   routes.c   which endpoint, health/metadata answers, JSON errors
+ *   submit.c   pools seen in shared memory, slot claim/fill/queue, pending
+ *              requests and their completion, statistics
+ *   metrics.c  Prometheus text
+ *   buf.c      growable byte buffer
+ *
+ * A connection handles one request at a time: the parser is paused after
+ * each message and resumed once that message's answer is queued, so
+ * pipelined requests are answered in order without a queue of answers.
+ * Connections are registered edge-triggered once for in and out; `readable`
+ * and `writable` remember what the last edge said.
+ */
+#ifndef RM_GW_INTERNAL_H
+#define RM_GW_INTERNAL_H
+
+#include <http_parser.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/gateway.h"
+#include "shm/layout.h"
+
+#define GW_TICK_NS (20u * 1000000u)          /* heartbeat, deadlines, lost wakes */
+#define GW_TIMEOUT_TICKS 5                   /* connection timeouts every 5 ticks */
+#define GW_IN_CAP 16384                      /* per-connection input buffer */
+#define GW_URL_MAX 2048                      /* longer: 414 */
+#define GW_OUT_HIGH (256u * 1024u)           /* stop parsing while this much waits */
+#define GW_DISCARD_LIMIT (64u * 1024u)       /* body allowed on a non-inference request */
+#define GW_BUF_KEEP (64u * 1024u)            /* larger buffers freed after the request */
+#define GW_LINGER_NS (2000ull * 1000000u)    /* read-and-discard after our close */
+#define GW_STUCK_GRACE_NS (10000ull * 1000000u) /* RUNNING this long past deadline: give up */
+#define GW_MAX_EVENTS 256
+#define GW_ACCEPT_BURST 64
+#define GW_ERRMSG_MAX 1024                   /* handler message bytes put in a 500 */
+
+/* ------------------------------------------------------------------ buffer */
+
+/* Growable byte buffer. Appends never fail loudly: on allocation failure
+ * oom is set and further appends do nothing; check oom once at the end. */
+struct gw_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    bool oom;
+};
+
+bool gw_buf_reserve(struct gw_buf *b, size_t extra);
+void gw_buf_put(struct gw_buf *b, const void *p, size_t n);
+void gw_buf_puts(struct gw_buf *b, const char *s);
+void gw_buf_put_u64(struct gw_buf *b, uint64_t v);
+void gw_buf_printf(struct gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void gw_buf_free(struct gw_buf *b);
+/* Empty it; free the memory if it grew past keep bytes. */
+void gw_buf_reset(struct gw_buf *b, size_t keep);
+
+/* JSON string contents (no quotes) with every needed escape; invalid UTF-8
+ * becomes U+FFFD. */
+void gw_json_escape(struct gw_buf *b, const char *s, size_t n);
+
+/* ------------------------------------------------------------------ connections */
+
+enum gw_phase {
+    GW_IDLE = 0,   /* between requests (keep-alive), no byte of the next yet */
+    GW_HEADERS,    /* first byte seen, headers not complete */
+    GW_BODY,       /* headers done, reading the body */
+    GW_WAIT,       /* request in a slot, waiting for the worker's answer */
+    GW_LINGER,     /* answered and shut down for writing: read and discard */
+};
+
+enum gw_route {
+    GW_R_NONE = 0,
+    GW_R_BAD,           /* URL did not parse: 400 */
+    GW_R_URL_TOO_LONG,  /* 414 */
+    GW_R_NOT_FOUND,
+    GW_R_LIVE,
+    GW_R_READY,
+    GW_R_SERVER_META,
+    GW_R_METRICS,
+    GW_R_MODEL_META,
+    GW_R_MODEL_READY,
+    GW_R_INFER,
+};
+
+struct gw;
+
+struct gw_conn {
+    struct gw *gw;
+    int fd;                   /* -1: free */
+    uint32_t idx;             /* in gw->conns */
+    uint32_t gen;             /* bumped on close: stale epoll events are ignored */
+    enum gw_phase phase;
+    bool readable;            /* the last edge said input; no EAGAIN since */
+    bool writable;
+    bool rdhup;               /* peer shut down its side (EPOLLRDHUP seen) */
+    bool eof;                 /* read returned 0 */
+    bool broken;              /* write error: close at the next chance */
+    bool close_after;         /* close once the output is flushed */
+    bool keepalive;           /* of the current message */
+    bool msg_done;            /* parser reached the end of a message */
+    bool head;                /* HEAD request: no body in the answer */
+    uint64_t phase_start_ns;  /* when phase began (header timeout, idle timeout) */
+    uint64_t last_read_ns;
+    uint64_t last_write_ns;   /* last write progress (stalled readers) */
+    uint64_t linger_until_ns;
+
+    http_parser parser;
+    size_t in_off;            /* parsed up to here */
+    size_t in_len;
+    struct gw_buf out;        /* answers not yet written: out.data[out_off..len) */
+    size_t out_off;
+    struct gw_buf body;       /* body of an inference request */
+
+    /* the request being parsed */
+    unsigned method;
+    char url[GW_URL_MAX];
+    size_t url_len;
+    bool url_too_long;
+    char hfield[32];          /* current header name (longer ones: uninteresting) */
+    size_t hfield_len;
+    bool hfield_long;
+    bool in_value;            /* the last header callback was a value */
+    int cur_hdr;              /* GW_H_* of the header whose value is coming */
+    char ctype[RM_SHM_CTYPE];
+    size_t ctype_len;
+    bool ctype_bad;           /* longer than RM_SHM_CTYPE - 1, or sent twice */
+    bool has_ctype;
+    char expect[32];
+    size_t expect_len;
+    unsigned early_status;    /* answer now and close (413, 505, ...) */
+    const char *early_msg;
+
+    /* routing, decided when the headers are complete */
+    enum gw_route route;
+    int pool;                 /* shm pool index, -1 unknown */
+    bool store_body;
+    uint64_t body_limit;
+    uint64_t body_seen;
+
+    /* the pending request (phase GW_WAIT) */
+    uint32_t slot;
+    uint64_t req_id;
+    uint64_t accept_ns;
+    uint64_t deadline_ns;
+
+    struct gw_conn *next, *prev;    /* gw->active */
+    struct gw_conn *pnext, *pprev;  /* gw->pending */
+    uint32_t free_next;             /* free list of conns (index) */
+
+    char in[GW_IN_CAP];
+};
+
+/* ------------------------------------------------------------------ pools */
+
+/* What the gateway last saw of a shared-memory pool (refreshed each tick). */
+struct gw_pool {
+    bool active;
+    bool valid;               /* offsets and sizes checked against the segment */
+    bool has_worker;          /* a worker READY or BUSY (as of the last tick) */
+    char name[RM_SHM_POOL_NAME];
+    size_t name_len;
+    uint32_t cursor;          /* where the next free-slot scan starts */
+};
+
+/* ------------------------------------------------------------------ the process */
+
+struct gw {
+    const struct rm_gw_ctx *ctx;
+    struct rm_seg *seg;
+    const struct rm_config *cfg;
+    unsigned index;
+    struct rm_sb_entry *sb;
+    int epfd;
+    int tfd;                  /* timerfd: the tick */
+    int sfd;                  /* signalfd */
+    int *lfds;                /* our copies of the listening sockets, -1 closed */
+    size_t nlisten;
+    bool accept_paused;       /* EMFILE: listening sockets out of epoll until the tick */
+    bool draining;
+    uint64_t drain_start_ns;
+    unsigned stop_signals;
+    uint64_t now;             /* CLOCK_MONOTONIC, refreshed per epoll batch */
+    unsigned ticks;
+    bool wake;                /* wake_fd fired: scan pending after this batch */
+
+    uint64_t header_timeout_ns;
+    uint64_t idle_timeout_ns;
+    uint64_t shutdown_timeout_ns;
+    unsigned max_connections;
+
+    struct gw_conn **conns;   /* every conn ever allocated, by idx */
+    uint32_t nconns;
+    uint32_t conns_cap;
+    uint32_t free_head;       /* UINT32_MAX: none */
+    struct gw_conn *active;   /* open connections */
+    uint32_t nactive;
+    struct gw_conn *pending;  /* connections in GW_WAIT */
+    uint32_t npending;
+
+    struct gw_pool pools[RM_SHM_MAX_POOLS];
+    uint64_t req_seq;
+
+    http_parser_settings settings;
+    struct gw_buf scratch;    /* metrics and JSON bodies */
+};
+
+/* http.c */
+void gw_http_settings(http_parser_settings *s);
+void gw_conn_start(struct gw *gw, struct gw_conn *c);   /* after accept */
+void gw_conn_run(struct gw *gw, struct gw_conn *c);     /* make all progress possible */
+void gw_conn_linger_or_close(struct gw *gw, struct gw_conn *c);
+/* Queue a whole answer. ctype NULL: no Content-Type. extra: header lines,
+ * each ending in \r\n, or NULL. Then the connection moves on (keep-alive:
+ * next request; else close after the write). */
+void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *ctype,
+                const void *body, size_t len, const char *extra);
+/* {"error":msg} with msg escaped; adds Retry-After to 503, Allow given. */
+void gw_respond_error(struct gw *gw, struct gw_conn *c, unsigned status,
+                      const char *msg, size_t msglen, const char *allow);
+void gw_respond_error_s(struct gw *gw, struct gw_conn *c, unsigned status, const char *msg);
+
+/* routes.c */
+void gw_route_classify(struct gw *gw, struct gw_conn *c);
+void gw_dispatch(struct gw *gw, struct gw_conn *c);
+
+/* submit.c */
+void gw_pools_refresh(struct gw *gw);
+int gw_pool_find(const struct gw *gw, const char *name, size_t len);
+/* Worker count per pool and scoreboard state (fresh scan). */
+void gw_scan_workers(const struct gw *gw, unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES]);
+/* Is pool i serving? NULL, or a reason ("draining", "failed", ...). */
+const char *gw_pool_not_ready(const struct gw *gw, unsigned i,
+                              const unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES]);
+void gw_submit(struct gw *gw, struct gw_conn *c);
+void gw_pending_scan(struct gw *gw);
+void gw_pending_abandon(struct gw *gw, struct gw_conn *c);
+void gw_count(struct gw *gw, unsigned pool, enum rm_outcome o);
+
+/* metrics.c */
+void gw_metrics_render(struct gw *gw, struct gw_buf *b);
+
+/* gateway.c */
+void gw_conn_close(struct gw *gw, struct gw_conn *c);
+
+#endif
