@@ -1,0 +1,530 @@
+"""
+harness.py - start the real `ringmaster` on 127.0.0.1 and drive it.
+
+Everything here is stdlib only (Python 3.11, Debian 12).
+
+    srv = Server(pools={"echo": {"handler": "echo"}}, header_timeout="1s")
+    srv.start()                      # free port, INI in a temp dir, waits for ready
+    status, headers, body = srv.http("POST", "/v2/models/echo/infer", b"hi")
+    srv.stop()                       # SIGTERM, then SIGKILL; asserts no child survives
+
+Binaries: $RINGMASTER and $RINGMASTERCTL (default ./ringmaster and
+./ringmasterctl, i.e. the build directory when run from there).
+Out-of-tree handler: $EXAMPLE_UPPER_SO (default tests/handlers/example_upper.so
+next to the ringmaster binary).
+
+Every wait is a poll with a deadline; nothing sleeps longer than needed.
+Only processes this harness started (the master and the master's children)
+are ever signalled.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+RINGMASTER = os.path.abspath(os.environ.get("RINGMASTER", "./ringmaster"))
+RINGMASTERCTL = os.path.abspath(os.environ.get("RINGMASTERCTL", "./ringmasterctl"))
+EXAMPLE_UPPER_SO = os.path.abspath(os.environ.get(
+    "EXAMPLE_UPPER_SO",
+    os.path.join(os.path.dirname(RINGMASTER), "tests", "handlers", "example_upper.so")))
+PROMTOOL = "/usr/bin/promtool"
+
+READY_TIMEOUT = 15.0
+
+
+# ------------------------------------------------------------------ utilities
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def wait_for(pred, timeout, interval=0.02, what="condition"):
+    """Poll pred() until it returns something truthy; return that value.
+    Raises AssertionError after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s (last: %r)" % (timeout, what, last))
+        time.sleep(interval)
+
+
+def proc_stat(pid):
+    """(ppid, state, starttime) of a process from /proc/PID/stat, or None."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm may contain spaces and parentheses: split after the last ')'.
+    rest = data[data.rfind(")") + 2:].split()
+    return int(rest[1]), rest[0], int(rest[19])
+
+
+def proc_title(pid):
+    """What ps shows: /proc/PID/cmdline with NULs as spaces, trimmed."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return data.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
+def alive(pid, starttime=None):
+    """True if pid runs (not a zombie) and, given starttime, is that same process."""
+    st = proc_stat(pid)
+    if st is None or st[1] in ("Z", "X"):
+        return False
+    return starttime is None or st[2] == starttime
+
+
+def children(ppid):
+    """[(pid, title)] of the live children of ppid, found through /proc/*/stat."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        st = proc_stat(pid)
+        if st is None or st[0] != ppid or st[1] in ("Z", "X"):
+            continue
+        title = proc_title(pid)
+        if title is None:
+            continue
+        out.append((pid, title))
+    return sorted(out)
+
+
+# ------------------------------------------------------------------ raw HTTP
+
+class RawResponse:
+    def __init__(self, status, reason, headers, body, version):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # lower-case name -> value (last one wins)
+        self.body = body
+        self.version = version
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return "<%d %s %r %r>" % (self.status, self.reason, self.headers, self.body[:200])
+
+
+def read_response(f, head=False):
+    """Read one HTTP/1.x response from a buffered binary file (sock.makefile('rb')).
+    Returns RawResponse, or None on a clean EOF before the status line."""
+    line = f.readline(65537)
+    if not line:
+        return None
+    parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        raise ValueError("bad status line %r" % line)
+    version, status = parts[0], int(parts[1])
+    reason = parts[2] if len(parts) > 2 else ""
+    headers = {}
+    while True:
+        h = f.readline(65537)
+        if not h:
+            raise ValueError("EOF in response headers")
+        h = h.decode("latin-1").rstrip("\r\n")
+        if not h:
+            break
+        k, _, v = h.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    body = b""
+    if head or status in (204, 304) or 100 <= status < 200:
+        pass
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int(f.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                while f.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                break
+            chunks.append(f.read(size))
+            f.readline()
+        body = b"".join(chunks)
+    elif "content-length" in headers:
+        n = int(headers["content-length"])
+        body = f.read(n)
+        if len(body) != n:
+            raise ValueError("EOF in response body (%d of %d bytes)" % (len(body), n))
+    else:
+        body = f.read()
+    return RawResponse(status, reason, headers, body, version)
+
+
+def build_request(method, path, body=b"", headers=None, host="127.0.0.1"):
+    h = {"Host": host}
+    if body or method in ("POST", "PUT"):
+        h["Content-Length"] = str(len(body))
+    if headers:
+        h.update(headers)
+    head = "%s %s HTTP/1.1\r\n" % (method, path) + "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+    return head.encode("latin-1") + (body or b"")
+
+
+class RawConn:
+    """A plain socket to the server, for pipelining, garbage and slow clients."""
+
+    def __init__(self, port, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.f = self.sock.makefile("rb")
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def response(self, head=False):
+        return read_response(self.f, head=head)
+
+    def closed_by_peer(self, timeout):
+        """True if the server closes the connection within timeout seconds
+        (EOF or reset); bytes it sends first (an error answer) are ignored."""
+        self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+                if not self.sock.recv(65536):
+                    return True
+        except socket.timeout:
+            return False
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        return False
+
+    def close(self):
+        try:
+            self.f.close()
+        finally:
+            self.sock.close()
+
+
+# ------------------------------------------------------------------ the server
+
+def _ini_value(v):
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
+
+
+class Server:
+    """One ringmaster master on a free port, with its own temp dir."""
+
+    def __init__(self, pools=None, **global_keys):
+        self.port = free_port()
+        self.tmp = tempfile.mkdtemp(prefix="rm-it-")
+        self.ini = os.path.join(self.tmp, "ringmaster.ini")
+        self.log_path = os.path.join(self.tmp, "ringmaster.stderr")
+        self.global_keys = {
+            "listen": "127.0.0.1:%d" % self.port,
+            "runtime_dir": os.path.join(self.tmp, "run"),
+            "shutdown_timeout": "5s",
+        }
+        self.global_keys.update(global_keys)
+        self.pools = pools if pools is not None else {"echo": {"handler": "echo"}}
+        self.proc = None
+        self.pid = None
+        self.seen = {}          # pid -> (starttime, title): every child seen
+        self._seen_lock = threading.Lock()
+        self._stop_poll = threading.Event()
+        self._poller = None
+        self.log_text = None
+        self.write_ini()
+
+    # ---- configuration
+
+    def ini_text(self, pools=None, global_keys=None):
+        g = global_keys if global_keys is not None else self.global_keys
+        p = pools if pools is not None else self.pools
+        lines = ["[ringmaster]"] + ["%s = %s" % (k, _ini_value(v)) for k, v in g.items()]
+        for name, keys in p.items():
+            lines += ["", "[pool %s]" % name] + ["%s = %s" % (k, _ini_value(v)) for k, v in keys.items()]
+        return "\n".join(lines) + "\n"
+
+    def write_ini(self, text=None):
+        with open(self.ini + ".tmp", "w") as f:
+            f.write(text if text is not None else self.ini_text())
+        os.rename(self.ini + ".tmp", self.ini)
+
+    # ---- life cycle
+
+    def start(self, wait_ready=True):
+        self.logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([RINGMASTER, "-c", self.ini], stdin=subprocess.DEVNULL,
+                                     stdout=self.logf, stderr=subprocess.STDOUT, cwd=self.tmp,
+                                     start_new_session=True)
+        self.pid = self.proc.pid
+        self._poller = threading.Thread(target=self._poll_children, daemon=True)
+        self._poller.start()
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("ringmaster exited with %s before it was ready:\n%s"
+                                     % (self.proc.returncode, self.log()))
+            try:
+                st, _, body = self.http("GET", "/v2/health/ready", timeout=1.0)
+                if st == 200:
+                    self.record_children()
+                    return
+                last = (st, body)
+            except OSError as e:
+                last = e
+            time.sleep(0.02)
+        raise AssertionError("ringmaster not ready within %.0f s (last: %r):\n%s" % (timeout, last, self.log()))
+
+    def _poll_children(self):
+        while not self._stop_poll.is_set():
+            try:
+                self.record_children()
+            except Exception:
+                pass
+            self._stop_poll.wait(0.05)
+
+    def record_children(self):
+        out = []
+        for pid, title in children(self.pid):
+            st = proc_stat(pid)
+            if st is None:
+                continue
+            with self._seen_lock:
+                self.seen.setdefault(pid, (st[2], title))
+                if title.startswith("ringmaster: "):
+                    self.seen[pid] = (st[2], title)
+            out.append((pid, title))
+        return out
+
+    def children(self):
+        """[(pid, title)] of the master's live children, right now."""
+        return self.record_children()
+
+    def workers(self, pool=None):
+        """{pid: title} of live workers (of pool, if given)."""
+        pre = "ringmaster: worker " + (pool + " " if pool else "")
+        return {p: t for p, t in self.children() if t.startswith(pre)}
+
+    def gateways(self):
+        """{index: pid} of live gateways."""
+        out = {}
+        for p, t in self.children():
+            if t.startswith("ringmaster: gateway "):
+                out[int(t.split()[-1])] = p
+        return out
+
+    def stop(self, check=True):
+        """SIGTERM the master (then SIGKILL), and make sure no child survives.
+        With check, raise AssertionError about what went wrong."""
+        problems = []
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.record_children()
+            except Exception:
+                pass
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=8)
+            except subprocess.TimeoutExpired:
+                problems.append("master did not exit within 8 s of SIGTERM: SIGKILL")
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._stop_poll.set()
+        if self._poller:
+            self._poller.join()
+        survivors = self.wait_children_gone(2.0)
+        if survivors:
+            problems.append("children survived the master: %r" % survivors)
+            for pid, (start, _title) in survivors.items():
+                if alive(pid, start):
+                    try:
+                        os.kill(pid, signal.SIGCONT)
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        self.logf.close()
+        self.log_text = self._read_log()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if check and problems:
+            raise AssertionError("; ".join(problems) + "\n" + self.log_text)
+
+    def wait_children_gone(self, timeout):
+        """Poll until no child ever seen is alive; return {pid: (start, title)} still alive."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._seen_lock:
+                left = {p: v for p, v in self.seen.items() if alive(p, v[0])}
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(0.01)
+
+    def _read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log(self):
+        return self.log_text if self.log_text is not None else self._read_log()
+
+    # ---- HTTP
+
+    def http(self, method, path, body=None, headers=None, timeout=10.0):
+        """One request on a fresh connection: (status, {lower-name: value}, body)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            conn.close()
+
+    def infer(self, pool, body, ctype="application/octet-stream", timeout=10.0):
+        if isinstance(body, str):
+            body = body.encode()
+        return self.http("POST", "/v2/models/%s/infer" % pool, body, {"Content-Type": ctype}, timeout)
+
+    def raw(self, timeout=10.0):
+        return RawConn(self.port, timeout)
+
+    # ---- ringmasterctl
+
+    def ctl(self, *args, timeout=30):
+        """Run ringmasterctl -c INI ARGS: CompletedProcess (text)."""
+        return subprocess.run([RINGMASTERCTL, "-c", self.ini] + list(args), capture_output=True,
+                              text=True, timeout=timeout)
+
+    def status_json(self):
+        r = self.ctl("status", "--json", timeout=10)
+        if r.returncode != 0:
+            raise AssertionError("ringmasterctl status --json: exit %d: %s" % (r.returncode, r.stderr))
+        return json.loads(r.stdout)
+
+    def pool_status(self, name):
+        for p in self.status_json()["pools"]:
+            if p["name"] == name:
+                return p
+        raise AssertionError("pool %s not in ringmasterctl status" % name)
+
+    # ---- signals (to the master we started)
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+
+# ------------------------------------------------------------------ test base
+
+class LoadLoop:
+    """Threads looping on echo requests until stopped; counts statuses and errors."""
+
+    def __init__(self, server, pool="echo", threads=1, fresh=True, body=b"ping"):
+        self.server, self.pool, self.fresh, self.body = server, pool, fresh, body
+        self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
+        self.statuses = {}
+        self.errors = []       # (t_start, t_end, repr(exception), detail)
+        self.bad = []          # (status, body) that was not a correct echo
+        self.ok = 0
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def _run(self, i):
+        body = self.body + b" %d" % i
+        conn = None
+        n = 0
+        while not self.stop_ev.is_set():
+            n += 1
+            t0 = time.monotonic()
+            try:
+                if conn is None or self.fresh:
+                    if conn:
+                        conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+                b = body + b" %d" % n
+                conn.request("POST", "/v2/models/%s/infer" % self.pool, body=b,
+                             headers={"Content-Type": "text/plain"})
+                r = conn.getresponse()
+                data = r.read()
+                with self.lock:
+                    self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
+                    if r.status == 200 and data == b:
+                        self.ok += 1
+                    else:
+                        self.bad.append((r.status, data[:200]))
+            except Exception as e:  # noqa: BLE001 - every failure is recorded
+                with self.lock:
+                    self.errors.append((t0, time.monotonic(), repr(e)))
+                if conn:
+                    conn.close()
+                conn = None
+        if conn:
+            conn.close()
+
+    def stop(self):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(timeout=15)
+
+    def snapshot(self):
+        with self.lock:
+            return self.ok, dict(self.statuses), list(self.errors), list(self.bad)
+
+
+class ServerTestCase(unittest.TestCase):
+    """Prints the daemon's stderr of every server of a test that failed."""
+
+    def setUp(self):
+        self.servers = []
+
+    def server(self, pools=None, start=True, **global_keys):
+        srv = Server(pools=pools, **global_keys)
+        self.servers.append(srv)
+        self.addCleanup(srv.stop)
+        if start:
+            srv.start()
+        return srv
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            srvs = list(getattr(self, "servers", [])) + list(getattr(type(self), "class_servers", []))
+            for srv in srvs:
+                sys.stderr.write("\n----- ringmaster stderr (%s, port %d, pid %s) -----\n%s"
+                                 "----- end of stderr -----\n" % (self.id(), srv.port, srv.pid, srv.log()))
+        return out
