@@ -198,9 +198,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringmasterctl: %s\n", cfg ? err : "out of memory");
         return 1;
     }
-    const char *rd = getenv("RUNTIME_DIRECTORY");
-    if (rd && *rd && !strchr(rd, ':') && strcmp(cfg->runtime_dir, "/run/ringmaster") == 0)
-        snprintf(cfg->runtime_dir, sizeof cfg->runtime_dir, "%s", rd);
+    rm_runtime_dir_resolve(cfg);
     const char *verb = argv[optind];
     if (strcmp(verb, "status") == 0)
         return status(cfg, optind + 1 < argc && strcmp(argv[optind + 1], "--json") == 0);

@@ -1105,9 +1105,7 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
         M->wake_fds[i] = -1;
     M->generation = 1;
 
-    const char *rd = getenv("RUNTIME_DIRECTORY"); /* systemd's RuntimeDirectory= */
-    if (rd && *rd && !strchr(rd, ':') && strcmp(M->cfg.runtime_dir, "/run/ringmaster") == 0)
-        snprintf(M->cfg.runtime_dir, sizeof M->cfg.runtime_dir, "%s", rd);
+    rm_runtime_dir_resolve(&M->cfg);
     if (make_runtime_dir(M->cfg.runtime_dir, err, errlen) < 0)
         return -1;
 

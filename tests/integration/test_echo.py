@@ -1,6 +1,7 @@
 """Echo round trips: small and 1 MiB bodies, keep-alive, pipelining."""
 import http.client
 import os
+import time
 import unittest
 
 from harness import Server, ServerTestCase, build_request
@@ -96,6 +97,7 @@ class EchoRoundTrip(ServerTestCase):
             # a header, between header and body.
             for a, b in ((0, 7), (7, 40), (40, len(reqs[0]) + 3), (len(reqs[0]) + 3, len(data))):
                 c.send(data[a:b])
+                time.sleep(0.02)
             for i in range(4):
                 r = c.response()
                 self.assertEqual((r.status, r.body), (200, b"split %d" % i))
