@@ -12,6 +12,7 @@
 #define RM_GATEWAY_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "shm/segment.h"
 #include "supervisor/config.h"

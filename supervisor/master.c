@@ -76,7 +76,6 @@ struct pool_rt {
     unsigned early_deaths;
     uint64_t next_spawn_ns;
     int failed;
-    unsigned next_index;
     int in_use;
 };
 
@@ -519,6 +518,21 @@ static unsigned count_workers(const struct pool_rt *pr, unsigned pidx, uint32_t 
     return n;
 }
 
+/* Worker numbers in titles stay small: the lowest one no live worker of the
+ * pool uses ("ringmaster: worker echo 0", like nginx and php-fpm). */
+static unsigned lowest_free_index(unsigned pidx)
+{
+    for (unsigned n = 0;; n++) {
+        int used = 0;
+        for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS && !used; sb++) {
+            const struct proc *p = &M->procs[sb];
+            used = p->pid && p->role == RM_ROLE_WORKER && p->pool == pidx && p->index == n;
+        }
+        if (!used)
+            return n;
+    }
+}
+
 static void reconcile(uint64_t now)
 {
     if (M->stopping)
@@ -536,7 +550,7 @@ static void reconcile(uint64_t now)
                 rm_err("scoreboard full (%u entries): cannot start another worker", NPROCS);
                 break;
             }
-            if (spawn(sb, RM_ROLE_WORKER, i, pr->next_index++ % 1000) < 0)
+            if (spawn(sb, RM_ROLE_WORKER, i, lowest_free_index(i)) < 0)
                 break;
         }
         /* More workers than the target (TTOU): drain the youngest extra. */

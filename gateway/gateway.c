@@ -1,0 +1,501 @@
+/*
+ * gateway.c - the gateway process: its epoll loop, accepting, the tick
+ * (heartbeat, master liveness, pool snapshot, deadlines, connection
+ * timeouts), signals and the drain. See gateway.h and internal.h.
+ *
+ * epoll data: the top 4 bits say what the fd is; a connection's event also
+ * carries the connection's index and generation, so an event still queued
+ * for a connection closed earlier in the same batch is ignored.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "gateway/internal.h"
+#include "shm/clock.h"
+#include "shm/segment.h"
+#include "supervisor/log.h"
+
+enum { EVK_CONN = 0, EVK_LISTEN = 1, EVK_WAKE = 2, EVK_TIMER = 3, EVK_SIGNAL = 4 };
+#define EV_SHIFT 60
+#define EV_KIND(u) ((unsigned)((u) >> EV_SHIFT))
+#define EV_MAKE(kind, v) (((uint64_t)(kind) << EV_SHIFT) | (uint64_t)(v))
+#define GEN_MASK 0x0fffffffu
+#define EV_CONN(c) EV_MAKE(EVK_CONN, ((uint64_t)((c)->gen & GEN_MASK) << 32) | (c)->idx)
+
+/* Connections above max_connections still get a proper 503 (and a
+ * lingering close) up to this many; beyond, they are closed at once. */
+#define OVERFLOW_CONNS 64
+
+static struct gw the_gw;  /* one gateway per process */
+
+/* ------------------------------------------------------------------ exit */
+
+static void gw_cleanup(struct gw *gw)
+{
+    for (uint32_t i = 0; i < gw->nconns; i++) {
+        struct gw_conn *c = gw->conns[i];
+        if (c->fd >= 0)
+            gw_conn_close(gw, c);
+        gw_buf_free(&c->out);
+        gw_buf_free(&c->body);
+        free(c);
+    }
+    free(gw->conns);
+    gw->conns = NULL;
+    gw->nconns = 0;
+    for (size_t i = 0; i < gw->nlisten; i++)
+        if (gw->lfds[i] >= 0)
+            close(gw->lfds[i]);
+    free(gw->lfds);
+    gw->lfds = NULL;
+    gw_buf_free(&gw->scratch);
+    if (gw->epfd >= 0)
+        close(gw->epfd);
+    if (gw->tfd >= 0)
+        close(gw->tfd);
+    if (gw->sfd >= 0)
+        close(gw->sfd);
+}
+
+static _Noreturn void gw_exit(struct gw *gw, int code)
+{
+    atomic_store_explicit(&gw->sb->state, RM_PROC_DRAINING, memory_order_release);
+    gw_cleanup(gw);
+    exit(code);
+}
+
+/* ------------------------------------------------------------------ connections */
+
+static struct gw_conn *conn_alloc(struct gw *gw)
+{
+    if (gw->free_head != UINT32_MAX) {
+        struct gw_conn *c = gw->conns[gw->free_head];
+        gw->free_head = c->free_next;
+        return c;
+    }
+    if (gw->nconns == UINT32_MAX - 1)
+        return NULL;
+    if (gw->nconns == gw->conns_cap) {
+        uint32_t cap = gw->conns_cap ? gw->conns_cap * 2 : 64;
+        struct gw_conn **n = realloc(gw->conns, sizeof *n * cap);
+        if (!n)
+            return NULL;
+        gw->conns = n;
+        gw->conns_cap = cap;
+    }
+    struct gw_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->gw = gw;
+    c->fd = -1;
+    c->idx = gw->nconns;
+    gw->conns[gw->nconns++] = c;
+    return c;
+}
+
+void gw_conn_close(struct gw *gw, struct gw_conn *c)
+{
+    if (c->fd < 0)
+        return;
+    if (c->phase == GW_WAIT)
+        gw_pending_abandon(gw, c);  /* client gone: free or abort its slot */
+    close(c->fd);  /* also leaves the epoll set: the fd is never duplicated */
+    c->fd = -1;
+    c->gen++;
+    c->phase = GW_IDLE;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        gw->active = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    gw->nactive--;
+    gw_buf_reset(&c->out, GW_BUF_KEEP);
+    gw_buf_reset(&c->body, GW_BUF_KEEP);
+    c->out_off = 0;
+    c->free_next = gw->free_head;
+    gw->free_head = c->idx;
+}
+
+static void conn_open(struct gw *gw, int fd)
+{
+    static const char busy[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Content-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+        "{\"error\":\"too many connections\"}";
+    bool over = gw->nactive >= gw->max_connections;
+    if (over && gw->nactive >= gw->max_connections + OVERFLOW_CONNS) {
+        ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        close(fd);
+        return;
+    }
+    struct gw_conn *c = conn_alloc(gw);
+    if (!c) {
+        rm_err("accept: out of memory for a connection: closed");
+        close(fd);
+        return;
+    }
+    c->fd = fd;
+    gw_conn_start(gw, c);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = EV_CONN(c)};
+    if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        rm_err("epoll_ctl(ADD connection): %s", strerror(errno));
+        close(fd);
+        c->fd = -1;
+        c->gen++;
+        c->free_next = gw->free_head;
+        gw->free_head = c->idx;
+        return;
+    }
+    c->prev = NULL;
+    c->next = gw->active;
+    if (gw->active)
+        gw->active->prev = c;
+    gw->active = c;
+    gw->nactive++;
+    if (over) {
+        c->keepalive = false;
+        gw_respond_error_s(gw, c, 503, "too many connections");
+    }
+}
+
+static void listeners_set(struct gw *gw, bool on)
+{
+    for (size_t i = 0; i < gw->nlisten; i++) {
+        if (gw->lfds[i] < 0)
+            continue;
+        if (on) {
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = EV_MAKE(EVK_LISTEN, i)};
+            if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, gw->lfds[i], &ev) < 0 && errno != EEXIST)
+                rm_err("epoll_ctl(ADD listening socket %d): %s", gw->lfds[i], strerror(errno));
+        } else {
+            epoll_ctl(gw->epfd, EPOLL_CTL_DEL, gw->lfds[i], NULL);
+        }
+    }
+}
+
+static void on_accept(struct gw *gw, size_t li)
+{
+    static uint64_t last_log_ns;
+    if (li >= gw->nlisten || gw->lfds[li] < 0)
+        return;
+    for (int k = 0; k < GW_ACCEPT_BURST; k++) {
+        int fd = accept4(gw->lfds[li], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO || errno == EPERM)
+                continue;
+            if (gw->now - last_log_ns > 1000000000u) {
+                rm_err("accept4: %s", strerror(errno));
+                last_log_ns = gw->now;
+            }
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting until the next tick
+                 * instead of spinning on a readable listening socket. */
+                listeners_set(gw, false);
+                gw->accept_paused = true;
+            }
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  /* fails on unix sockets: fine */
+        conn_open(gw, fd);
+    }
+}
+
+static void on_conn_event(struct gw *gw, uint64_t data, uint32_t events)
+{
+    uint32_t idx = (uint32_t)data;
+    uint32_t gen = (uint32_t)(data >> 32) & GEN_MASK;
+    if (idx >= gw->nconns)
+        return;
+    struct gw_conn *c = gw->conns[idx];
+    if (c->fd < 0 || (c->gen & GEN_MASK) != gen)
+        return;  /* closed earlier in this batch */
+    if (events & (EPOLLERR | EPOLLHUP))
+        c->broken = true;
+    if (events & EPOLLOUT)
+        c->writable = true;
+    if (events & EPOLLIN)
+        c->readable = true;
+    if (events & EPOLLRDHUP) {
+        c->rdhup = true;
+        c->readable = true;
+    }
+    gw_conn_run(gw, c);
+}
+
+/* ------------------------------------------------------------------ drain */
+
+static void begin_drain(struct gw *gw, const char *why)
+{
+    if (gw->draining)
+        return;
+    gw->draining = true;
+    gw->drain_start_ns = gw->now;
+    /* release: pairs with the master's acquire load of our state */
+    atomic_store_explicit(&gw->sb->state, RM_PROC_DRAINING, memory_order_release);
+    listeners_set(gw, false);
+    for (size_t i = 0; i < gw->nlisten; i++) {
+        if (gw->lfds[i] >= 0)
+            close(gw->lfds[i]);
+        gw->lfds[i] = -1;
+    }
+    rm_notice("draining (%s): %u connections open, %u requests pending", why, gw->nactive,
+              gw->npending);
+}
+
+/* ------------------------------------------------------------------ timeouts */
+
+static void timeout_408(struct gw *gw, struct gw_conn *c, const char *msg)
+{
+    c->keepalive = false;
+    c->head = false;
+    gw_respond_error_s(gw, c, 408, msg);
+    gw_conn_run(gw, c);
+}
+
+static void check_timeouts(struct gw *gw)
+{
+    uint64_t now = gw->now;
+    struct gw_conn *next;
+    for (struct gw_conn *c = gw->active; c; c = next) {
+        next = c->next;
+        if (c->phase == GW_LINGER) {
+            if (now >= c->linger_until_ns)
+                gw_conn_close(gw, c);
+            continue;
+        }
+        if (c->out_off < c->out.len) {
+            /* a client that does not read its answers */
+            if (now - c->last_write_ns > gw->idle_timeout_ns)
+                gw_conn_close(gw, c);
+            continue;
+        }
+        if (c->close_after)
+            continue;
+        switch (c->phase) {
+        case GW_HEADERS:
+            if (now - c->phase_start_ns > gw->header_timeout_ns)
+                timeout_408(gw, c, "request headers not complete in time");
+            break;
+        case GW_BODY:
+            if (now - c->last_read_ns > gw->header_timeout_ns)
+                timeout_408(gw, c, "request body stalled");
+            break;
+        case GW_IDLE:
+            if (gw->draining || now - c->phase_start_ns > gw->idle_timeout_ns)
+                gw_conn_close(gw, c);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ tick */
+
+static void on_tick(struct gw *gw)
+{
+    uint64_t expirations;
+    ssize_t r = read(gw->tfd, &expirations, sizeof expirations);
+    (void)r;
+    gw->now = rm_now_ns();
+    /* relaxed: the master only compares it with its own clock */
+    atomic_store_explicit(&gw->sb->heartbeat_ns, gw->now, memory_order_relaxed);
+    if (getppid() != gw->ctx->master_pid) {
+        rm_notice("master (pid %d) is gone: exiting", (int)gw->ctx->master_pid);
+        gw_exit(gw, 0);
+    }
+    /* acquire: pairs with the master's release store of the flag */
+    if (atomic_load_explicit(&gw->sb->flags, memory_order_acquire) & RM_SBF_DRAIN)
+        begin_drain(gw, "asked by the master");
+    gw_pools_refresh(gw);
+    gw_pending_scan(gw);
+    if (gw->accept_paused && !gw->draining) {
+        gw->accept_paused = false;
+        listeners_set(gw, true);
+    }
+    if (++gw->ticks % GW_TIMEOUT_TICKS == 0 || gw->draining)
+        check_timeouts(gw);
+    if (gw->draining) {
+        if (gw->nactive == 0) {
+            rm_info("drained: exiting");
+            gw_exit(gw, 0);
+        }
+        if (gw->now - gw->drain_start_ns >= gw->shutdown_timeout_ns) {
+            rm_warn("shutdown timeout: exiting with %u connections open, %u requests pending",
+                    gw->nactive, gw->npending);
+            gw_exit(gw, 0);
+        }
+    }
+}
+
+static void on_signal(struct gw *gw)
+{
+    struct signalfd_siginfo si;
+    while (read(gw->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (++gw->stop_signals > 1) {
+            rm_notice("signal %u again: exiting now", si.ssi_signo);
+            gw_exit(gw, 0);
+        }
+        begin_drain(gw, strsignal((int)si.ssi_signo));
+    }
+}
+
+static void on_wake(struct gw *gw)
+{
+    uint64_t v;
+    ssize_t r = read(gw->ctx->wake_fd, &v, sizeof v);  /* resets the eventfd */
+    (void)r;
+    gw->wake = true;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static _Noreturn void setup_failed(struct gw *gw, const char *what)
+{
+    rm_err("%s: %s", what, strerror(errno));
+    gw_exit(gw, 1);
+}
+
+static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
+{
+    memset(gw, 0, sizeof *gw);
+    gw->ctx = ctx;
+    gw->seg = ctx->seg;
+    gw->cfg = ctx->cfg;
+    gw->index = ctx->index;
+    gw->epfd = gw->tfd = gw->sfd = -1;
+    gw->free_head = UINT32_MAX;
+    const struct rm_shm_header *h = gw->seg->hdr;
+    if (ctx->index >= h->max_gateways || ctx->index >= h->nprocs) {
+        rm_err("gateway number %u out of range (%u gateways, %u scoreboard entries)", ctx->index,
+               h->max_gateways, h->nprocs);
+        exit(1);
+    }
+    gw->sb = rm_seg_sb(gw->seg, ctx->index);
+    rm_proctitle_set("ringmaster: gateway %u", ctx->index);
+
+    const struct rm_config *cfg = ctx->cfg;
+    gw->header_timeout_ns = cfg->header_timeout * 1000000u;
+    gw->idle_timeout_ns = cfg->idle_timeout * 1000000u;
+    gw->shutdown_timeout_ns = cfg->shutdown_timeout * 1000000u;
+    gw->max_connections = cfg->max_connections ? cfg->max_connections : 1;
+    http_parser_set_max_header_size(cfg->max_header_size > UINT32_MAX ? UINT32_MAX
+                                                                      : (uint32_t)cfg->max_header_size);
+    gw_http_settings(&gw->settings);
+
+    gw->lfds = malloc(sizeof(int) * (ctx->nlisten ? ctx->nlisten : 1));
+    if (!gw->lfds)
+        setup_failed(gw, "malloc");
+    gw->nlisten = ctx->nlisten;
+    for (size_t i = 0; i < ctx->nlisten; i++)
+        gw->lfds[i] = ctx->listen_fds[i];
+
+    /* Signals: TERM/INT/QUIT drain (a second one: exit now), through a
+     * signalfd; a terminal's HUP and writes to closed sockets are ignored. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, NULL);
+    sigaction(SIGHUP, &ign, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    if (sigprocmask(SIG_SETMASK, &set, NULL) < 0)
+        setup_failed(gw, "sigprocmask");
+    gw->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (gw->sfd < 0)
+        setup_failed(gw, "signalfd");
+
+    gw->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (gw->epfd < 0)
+        setup_failed(gw, "epoll_create1");
+    gw->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (gw->tfd < 0)
+        setup_failed(gw, "timerfd_create");
+    struct itimerspec its = {
+        .it_interval = {.tv_sec = 0, .tv_nsec = GW_TICK_NS},
+        .it_value = {.tv_sec = 0, .tv_nsec = GW_TICK_NS},
+    };
+    if (timerfd_settime(gw->tfd, 0, &its, NULL) < 0)
+        setup_failed(gw, "timerfd_settime");
+
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_MAKE(EVK_TIMER, 0)};
+    if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, gw->tfd, &ev) < 0)
+        setup_failed(gw, "epoll_ctl(ADD timerfd)");
+    ev.data.u64 = EV_MAKE(EVK_SIGNAL, 0);
+    if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, gw->sfd, &ev) < 0)
+        setup_failed(gw, "epoll_ctl(ADD signalfd)");
+    if (ctx->wake_fd >= 0) {
+        ev.data.u64 = EV_MAKE(EVK_WAKE, 0);
+        if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, ctx->wake_fd, &ev) < 0)
+            setup_failed(gw, "epoll_ctl(ADD wake eventfd)");
+    }
+    listeners_set(gw, true);
+
+    gw->now = rm_now_ns();
+    gw_pools_refresh(gw);
+    atomic_store_explicit(&gw->sb->heartbeat_ns, gw->now, memory_order_relaxed);
+    /* release: pairs with the master's acquire load of our state */
+    atomic_store_explicit(&gw->sb->state, RM_PROC_READY, memory_order_release);
+}
+
+int rm_gateway_main(const struct rm_gw_ctx *ctx)
+{
+    struct gw *gw = &the_gw;
+    setup(gw, ctx);
+    rm_info("serving on %zu listening socket(s)", gw->nlisten);
+
+    struct epoll_event evs[GW_MAX_EVENTS];
+    for (;;) {
+        int n = epoll_wait(gw->epfd, evs, GW_MAX_EVENTS, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            setup_failed(gw, "epoll_wait");
+        }
+        gw->now = rm_now_ns();
+        for (int i = 0; i < n; i++) {
+            uint64_t d = evs[i].data.u64;
+            switch (EV_KIND(d)) {
+            case EVK_CONN:
+                on_conn_event(gw, d, evs[i].events);
+                break;
+            case EVK_LISTEN:
+                if (!gw->draining)
+                    on_accept(gw, (size_t)(d & 0xffffffffu));
+                break;
+            case EVK_WAKE:
+                on_wake(gw);
+                break;
+            case EVK_TIMER:
+                on_tick(gw);
+                break;
+            case EVK_SIGNAL:
+                on_signal(gw);
+                break;
+            default:
+                break;
+            }
+        }
+        if (gw->wake) {
+            gw->wake = false;
+            gw_pending_scan(gw);
+        }
+    }
+}

@@ -1,0 +1,216 @@
+/*
+ * metrics.c - GET /metrics in the Prometheus text format (version 0.0.4),
+ * straight from shared memory. Counters of all gateways are summed (each
+ * gateway writes only its own block); worker states come from the
+ * scoreboard, restarts and retries from the master's block.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/internal.h"
+#include "gateway/stats.h"
+#include "shm/segment.h"
+#include "shm/slot.h"
+
+static const char *const outcome_names[RM_OUT_N] = {
+    [RM_OUT_OK] = "ok",
+    [RM_OUT_HANDLER_ERROR] = "handler_error",
+    [RM_OUT_CRASHED] = "crashed",
+    [RM_OUT_TIMEOUT] = "timeout",
+    [RM_OUT_REJECTED] = "rejected",
+    [RM_OUT_TOO_LARGE] = "too_large",
+    [RM_OUT_CLIENT_GONE] = "client_gone",
+};
+
+static const char *const restart_names[RM_RESTART_N] = {
+    [RM_RESTART_CRASHED] = "crashed",
+    [RM_RESTART_HEARTBEAT] = "heartbeat",
+    [RM_RESTART_TIMEOUT] = "timeout",
+    [RM_RESTART_RECYCLED] = "recycled",
+    [RM_RESTART_RELOAD] = "reload",
+    [RM_RESTART_INIT_FAILED] = "init_failed",
+};
+
+static const struct {
+    unsigned state;
+    const char *name;
+} worker_states[] = {
+    {RM_PROC_STARTING, "starting"},
+    {RM_PROC_READY, "ready"},
+    {RM_PROC_BUSY, "busy"},
+    {RM_PROC_DRAINING, "draining"},
+};
+
+struct pool_sums {
+    uint64_t outcomes[RM_OUT_N];
+    uint64_t dur_hist[RM_HIST_BUCKETS + 1];
+    uint64_t dur_sum_us;
+    uint64_t wait_hist[RM_HIST_BUCKETS + 1];
+    uint64_t wait_sum_us;
+};
+
+/* Label value: backslash, double quote and newline escaped. */
+static void label(struct gw_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            gw_buf_put(b, "\\\\", 2);
+        else if (*s == '"')
+            gw_buf_put(b, "\\\"", 2);
+        else if (*s == '\n')
+            gw_buf_put(b, "\\n", 2);
+        else
+            gw_buf_put(b, s, 1);
+    }
+}
+
+static void family(struct gw_buf *b, const char *name, const char *type, const char *help)
+{
+    gw_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{pool="P"[,key="value"]} */
+static void series(struct gw_buf *b, const char *name, const char *pool, const char *key,
+                   const char *value)
+{
+    gw_buf_puts(b, name);
+    gw_buf_puts(b, "{pool=\"");
+    label(b, pool);
+    if (key) {
+        gw_buf_puts(b, "\",");
+        gw_buf_puts(b, key);
+        gw_buf_puts(b, "=\"");
+        gw_buf_puts(b, value);
+    }
+    gw_buf_puts(b, "\"} ");
+}
+
+static void histogram(struct gw_buf *b, const char *name, const char *pool,
+                      const uint64_t *hist, uint64_t sum_us)
+{
+    uint64_t cum = 0;
+    char le[32];
+    for (unsigned i = 0; i <= RM_HIST_BUCKETS; i++) {
+        cum += hist[i];
+        if (i < RM_HIST_BUCKETS)
+            snprintf(le, sizeof le, "%g", rm_hist_bounds_s[i]);
+        else
+            snprintf(le, sizeof le, "+Inf");
+        gw_buf_puts(b, name);
+        gw_buf_puts(b, "_bucket{pool=\"");
+        label(b, pool);
+        gw_buf_printf(b, "\",le=\"%s\"} %llu\n", le, (unsigned long long)cum);
+    }
+    gw_buf_puts(b, name);
+    gw_buf_puts(b, "_sum{pool=\"");
+    label(b, pool);
+    gw_buf_printf(b, "\"} %llu.%06llu\n", (unsigned long long)(sum_us / 1000000),
+                  (unsigned long long)(sum_us % 1000000));
+    gw_buf_puts(b, name);
+    gw_buf_puts(b, "_count{pool=\"");
+    label(b, pool);
+    gw_buf_printf(b, "\"} %llu\n", (unsigned long long)cum);
+}
+
+void gw_metrics_render(struct gw *gw, struct gw_buf *b)
+{
+    struct rm_seg *seg = gw->seg;
+    const struct rm_shm_header *h = seg->hdr;
+    unsigned ngw = h->max_gateways;
+    unsigned pools[RM_SHM_MAX_POOLS];
+    unsigned np = 0;
+    for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++)
+        if (gw->pools[i].active && gw->pools[i].valid)
+            pools[np++] = i;
+
+    static struct pool_sums sums[RM_SHM_MAX_POOLS];
+    memset(sums, 0, sizeof sums);
+    for (unsigned k = 0; k < np; k++) {
+        struct pool_sums *s = &sums[pools[k]];
+        for (unsigned g = 0; g < ngw; g++) {
+            struct rm_gw_stats *st = rm_seg_gw_stats(seg, g, pools[k]);
+            /* relaxed: counters, slightly stale values are fine */
+            for (unsigned o = 0; o < RM_OUT_N; o++)
+                s->outcomes[o] += atomic_load_explicit(&st->outcomes[o], memory_order_relaxed);
+            for (unsigned i = 0; i <= RM_HIST_BUCKETS; i++) {
+                s->dur_hist[i] += atomic_load_explicit(&st->dur_hist[i], memory_order_relaxed);
+                s->wait_hist[i] += atomic_load_explicit(&st->wait_hist[i], memory_order_relaxed);
+            }
+            s->dur_sum_us += atomic_load_explicit(&st->dur_sum_us, memory_order_relaxed);
+            s->wait_sum_us += atomic_load_explicit(&st->wait_sum_us, memory_order_relaxed);
+        }
+    }
+    unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES];
+    gw_scan_workers(gw, counts);
+
+    family(b, "ringmaster_up", "gauge", "1 while ringmaster answers.");
+    gw_buf_puts(b, "ringmaster_up 1\n");
+    family(b, "ringmaster_draining", "gauge", "1 once a graceful stop has begun.");
+    gw_buf_printf(b, "ringmaster_draining %u\n",
+                  (atomic_load_explicit(&h->draining, memory_order_acquire) || gw->draining) ? 1u : 0u);
+
+    family(b, "ringmaster_requests_total", "counter", "Inference requests by model pool and outcome.");
+    for (unsigned k = 0; k < np; k++)
+        for (unsigned o = 0; o < RM_OUT_N; o++) {
+            series(b, "ringmaster_requests_total", gw->pools[pools[k]].name, "outcome", outcome_names[o]);
+            gw_buf_put_u64(b, sums[pools[k]].outcomes[o]);
+            gw_buf_put(b, "\n", 1);
+        }
+
+    family(b, "ringmaster_request_duration_seconds", "histogram",
+           "Time from acceptance of an inference request to its answer.");
+    for (unsigned k = 0; k < np; k++)
+        histogram(b, "ringmaster_request_duration_seconds", gw->pools[pools[k]].name,
+                  sums[pools[k]].dur_hist, sums[pools[k]].dur_sum_us);
+
+    family(b, "ringmaster_queue_wait_seconds", "histogram",
+           "Time from acceptance of an inference request until a worker started it.");
+    for (unsigned k = 0; k < np; k++)
+        histogram(b, "ringmaster_queue_wait_seconds", gw->pools[pools[k]].name,
+                  sums[pools[k]].wait_hist, sums[pools[k]].wait_sum_us);
+
+    family(b, "ringmaster_queue_depth", "gauge", "Request slots in use (waiting or running).");
+    for (unsigned k = 0; k < np; k++) {
+        const struct rm_shm_pool *p = rm_seg_pool(seg, pools[k]);
+        uint64_t used = 0;
+        for (uint32_t s = 0; s < p->nslots; s++)
+            if (RM_SLOT_STATE(atomic_load_explicit(rm_pool_state(seg, p, s), memory_order_relaxed)) !=
+                RM_SLOT_FREE)
+                used++;
+        series(b, "ringmaster_queue_depth", gw->pools[pools[k]].name, NULL, NULL);
+        gw_buf_put_u64(b, used);
+        gw_buf_put(b, "\n", 1);
+    }
+
+    family(b, "ringmaster_workers", "gauge", "Worker processes by model pool and state.");
+    for (unsigned k = 0; k < np; k++)
+        for (size_t i = 0; i < sizeof worker_states / sizeof worker_states[0]; i++) {
+            series(b, "ringmaster_workers", gw->pools[pools[k]].name, "state", worker_states[i].name);
+            gw_buf_put_u64(b, counts[pools[k]][worker_states[i].state]);
+            gw_buf_put(b, "\n", 1);
+        }
+
+    family(b, "ringmaster_restarts_total", "counter", "Worker restarts by model pool and reason.");
+    for (unsigned k = 0; k < np; k++) {
+        struct rm_master_stats *ms = rm_seg_master_stats(seg, pools[k]);
+        for (unsigned r = 0; r < RM_RESTART_N; r++) {
+            series(b, "ringmaster_restarts_total", gw->pools[pools[k]].name, "reason", restart_names[r]);
+            gw_buf_put_u64(b, atomic_load_explicit(&ms->restarts[r], memory_order_relaxed));
+            gw_buf_put(b, "\n", 1);
+        }
+    }
+
+    family(b, "ringmaster_retried_requests_total", "counter",
+           "Requests run again after their worker died.");
+    for (unsigned k = 0; k < np; k++) {
+        struct rm_master_stats *ms = rm_seg_master_stats(seg, pools[k]);
+        series(b, "ringmaster_retried_requests_total", gw->pools[pools[k]].name, NULL, NULL);
+        gw_buf_put_u64(b, atomic_load_explicit(&ms->retried, memory_order_relaxed));
+        gw_buf_put(b, "\n", 1);
+    }
+
+    family(b, "ringmaster_gateway_restarts_total", "counter", "Gateway processes respawned.");
+    gw_buf_puts(b, "ringmaster_gateway_restarts_total ");
+    gw_buf_put_u64(b, atomic_load_explicit(&rm_seg_master_stats(seg, 0)->gw_restarts, memory_order_relaxed));
+    gw_buf_put(b, "\n", 1);
+}
