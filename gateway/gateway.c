@@ -267,42 +267,53 @@ static void timeout_408(struct gw *gw, struct gw_conn *c, const char *msg)
     gw_conn_run(gw, c);
 }
 
-static void check_timeouts(struct gw *gw)
+static void check_timeout(struct gw *gw, struct gw_conn *c)
 {
     uint64_t now = gw->now;
+    if (c->phase == GW_LINGER) {
+        if (now >= c->linger_until_ns)
+            gw_conn_close(gw, c);
+        return;
+    }
+    if (c->out_off < c->out.len) {
+        /* a client that does not read its answers */
+        if (now - c->last_write_ns > gw->idle_timeout_ns)
+            gw_conn_close(gw, c);
+        return;
+    }
+    if (c->close_after)
+        return;
+    switch (c->phase) {
+    case GW_HEADERS:
+        if (now - c->phase_start_ns > gw->header_timeout_ns)
+            timeout_408(gw, c, "request headers not complete in time");
+        break;
+    case GW_BODY:
+        if (now - c->last_read_ns > gw->header_timeout_ns)
+            timeout_408(gw, c, "request body stalled");
+        break;
+    case GW_IDLE:
+        if (gw->draining || now - c->phase_start_ns > gw->idle_timeout_ns)
+            gw_conn_close(gw, c);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Returns how many connections still have something to do (open and not
+ * lingering). */
+static unsigned check_timeouts(struct gw *gw)
+{
+    unsigned busy = 0;
     struct gw_conn *next;
     for (struct gw_conn *c = gw->active; c; c = next) {
         next = c->next;
-        if (c->phase == GW_LINGER) {
-            if (now >= c->linger_until_ns)
-                gw_conn_close(gw, c);
-            continue;
-        }
-        if (c->out_off < c->out.len) {
-            /* a client that does not read its answers */
-            if (now - c->last_write_ns > gw->idle_timeout_ns)
-                gw_conn_close(gw, c);
-            continue;
-        }
-        if (c->close_after)
-            continue;
-        switch (c->phase) {
-        case GW_HEADERS:
-            if (now - c->phase_start_ns > gw->header_timeout_ns)
-                timeout_408(gw, c, "request headers not complete in time");
-            break;
-        case GW_BODY:
-            if (now - c->last_read_ns > gw->header_timeout_ns)
-                timeout_408(gw, c, "request body stalled");
-            break;
-        case GW_IDLE:
-            if (gw->draining || now - c->phase_start_ns > gw->idle_timeout_ns)
-                gw_conn_close(gw, c);
-            break;
-        default:
-            break;
-        }
+        check_timeout(gw, c);
+        if (c->fd >= 0 && c->phase != GW_LINGER)
+            busy++;
     }
+    return busy;
 }
 
 /* ------------------------------------------------------------------ tick */
@@ -328,10 +339,12 @@ static void on_tick(struct gw *gw)
         gw->accept_paused = false;
         listeners_set(gw, true);
     }
+    unsigned busy = 1;
     if (++gw->ticks % GW_TIMEOUT_TICKS == 0 || gw->draining)
-        check_timeouts(gw);
+        busy = check_timeouts(gw);
     if (gw->draining) {
-        if (gw->nactive == 0) {
+        /* Every answer is out: lingering closes need not hold the exit. */
+        if (busy == 0) {
             rm_info("drained: exiting");
             gw_exit(gw, 0);
         }

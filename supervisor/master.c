@@ -66,6 +66,8 @@ struct proc {
     uint64_t kill_at;     /* SIGKILL due (escalation), 0 none */
     int kill_reason;      /* restart reason when we killed it, KR_NONE otherwise */
     int retiring;         /* asked to drain (reload, TTOU, stop): do not replace */
+    int recycling;        /* served max_requests: replaced first, then drained */
+    uint64_t max_requests;/* jittered recycle limit, 0 never */
 };
 
 struct pool_rt {
@@ -99,6 +101,8 @@ struct master {
     unsigned npools_rt;
     uint32_t generation;
     uint64_t gw_next_spawn_ns;
+    int gateways_started;
+    uint64_t started_ns;
     unsigned gw_early_deaths;
     /* pending re-queues (ring was full) */
     struct { unsigned pool; uint32_t slot, gen; } pend[4096];
@@ -178,13 +182,19 @@ static void child_setup(const char *role)
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGCHLD, SIG_DFL);
-    /* Only the master talks to systemd. */
-    unsetenv("NOTIFY_SOCKET");
-    unsetenv("LISTEN_PID");
-    unsetenv("LISTEN_FDS");
-    unsetenv("LISTEN_FDNAMES");
-    unsetenv("WATCHDOG_PID");
-    unsetenv("WATCHDOG_USEC");
+    /* Only the master talks to systemd: drop its variables, and blank them
+     * in the original environment block too, which /proc/PID/environ shows
+     * (children are forked, not exec'd, so unsetenv alone leaves them there). */
+    static const char *const sd_vars[] = {"NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS",
+                                          "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC"};
+    for (size_t i = 0; i < sizeof sd_vars / sizeof sd_vars[0]; i++) {
+        char *v = getenv(sd_vars[i]);
+        unsetenv(sd_vars[i]);
+        if (v) {
+            char *entry = v - strlen(sd_vars[i]) - 1; /* "NAME=value" */
+            memset(entry, 0, strlen(entry));
+        }
+    }
     /* Drop the master's own descriptors. */
     close(M->epfd);
     close(M->sigfd);
@@ -214,6 +224,7 @@ static int spawn(unsigned sb, int role, unsigned pool, unsigned index)
     atomic_store_explicit(&e->intent, 0, memory_order_relaxed);
     atomic_store_explicit(&e->cur_slot, RM_NO_SLOT, memory_order_relaxed);
     atomic_store_explicit(&e->flags, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->served, 0, memory_order_relaxed); /* per process, not per entry */
     atomic_store_explicit(&e->state, RM_PROC_STARTING, memory_order_release);
 
     unsigned max_requests = 0;
@@ -251,7 +262,7 @@ static int spawn(unsigned sb, int role, unsigned pool, unsigned index)
             .seg = &M->seg, .cfg = &M->cfg, .pool_cfg = &M->pools[pool].cfg,
             .pool = M->pools[pool].shm, .sb_index = sb, .worker_index = index,
             .gw_wake_fds = M->wake_fds, .ngw_wake_fds = M->cfg.gateways,
-            .master_pid = M->pid, .max_requests = max_requests,
+            .master_pid = M->pid, .max_requests = 0, /* the master recycles (handover) */
         };
         _exit(rm_worker_main(&wctx));
     }
@@ -265,6 +276,7 @@ static int spawn(unsigned sb, int role, unsigned pool, unsigned index)
     p->generation = e->generation;
     p->spawn_ns = e->spawn_ns;
     p->kill_reason = KR_NONE;
+    p->max_requests = max_requests;
     char nb[96];
     rm_debug("spawned %s, pid %d", proc_name(p, nb, sizeof nb), pid);
     return 0;
@@ -490,6 +502,14 @@ static void check_procs(uint64_t now)
         }
         if ((st == RM_PROC_READY || st == RM_PROC_DRAINING) && now > hb && now - hb > hb_timeout)
             kill_proc(p, RM_RESTART_HEARTBEAT, "no heartbeat");
+        if (p->role == RM_ROLE_WORKER && p->max_requests && !p->recycling && !p->retiring &&
+            atomic_load_explicit(&e->served, memory_order_relaxed) >= p->max_requests) {
+            /* Recycle through the handover: the replacement starts now, this
+             * one keeps serving until the replacement is ready (reconcile). */
+            p->recycling = 1;
+            atomic_fetch_add_explicit(&rm_seg_master_stats(&M->seg, M->pools[p->pool].shm)->restarts[RM_RESTART_RECYCLED],
+                                      1, memory_order_relaxed);
+        }
     }
 }
 
@@ -508,7 +528,8 @@ static unsigned count_workers(const struct pool_rt *pr, unsigned pidx, uint32_t 
     unsigned n = 0;
     for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
         const struct proc *p = &M->procs[sb];
-        if (!p->pid || p->role != RM_ROLE_WORKER || p->pool != pidx || p->retiring || p->generation != gen)
+        if (!p->pid || p->role != RM_ROLE_WORKER || p->pool != pidx || p->retiring || p->recycling ||
+            p->generation != gen)
             continue;
         if (ready_only && !p->ready_ns)
             continue;
@@ -516,6 +537,14 @@ static unsigned count_workers(const struct pool_rt *pr, unsigned pidx, uint32_t 
     }
     (void)pr;
     return n;
+}
+
+static void drain_proc(unsigned sb)
+{
+    struct proc *p = &M->procs[sb];
+    p->retiring = 1;
+    /* release: pairs with the worker's acquire load of flags. */
+    atomic_fetch_or_explicit(&rm_seg_sb(&M->seg, sb)->flags, RM_SBF_DRAIN, memory_order_release);
 }
 
 /* Worker numbers in titles stay small: the lowest one no live worker of the
@@ -537,7 +566,19 @@ static void reconcile(uint64_t now)
 {
     if (M->stopping)
         return;
-    for (unsigned g = 0; g < M->cfg.gateways; g++)
+    /* Gateways start once every pool has a ready worker (or has failed), so
+     * that connections made before that wait in the listen backlog instead
+     * of getting 503 from a server that is still loading its models. */
+    if (!M->gateways_started) {
+        int ok = 1;
+        for (unsigned i = 0; i < RM_SHM_MAX_POOLS && ok; i++) {
+            struct pool_rt *pr = &M->pools[i];
+            ok = !pr->in_use || pr->failed || count_workers(pr, i, pr->generation, 1) > 0 ||
+                 now - M->started_ns > pr->cfg.startup_timeout * MS;
+        }
+        M->gateways_started = ok;
+    }
+    for (unsigned g = 0; g < M->cfg.gateways && M->gateways_started; g++)
         if (!M->procs[g].pid && now >= M->gw_next_spawn_ns)
             spawn(g, RM_ROLE_GATEWAY, 0, g);
     for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
@@ -552,6 +593,17 @@ static void reconcile(uint64_t now)
             }
             if (spawn(sb, RM_ROLE_WORKER, i, lowest_free_index(i)) < 0)
                 break;
+        }
+        /* Recycling workers drain once their replacements are ready. */
+        for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
+            struct proc *p = &M->procs[sb];
+            if (p->pid && p->role == RM_ROLE_WORKER && p->pool == i && p->recycling && !p->retiring &&
+                count_workers(pr, i, pr->generation, 1) >= pr->target) {
+                char nb[96];
+                rm_info("%s (pid %d) served %llu requests: recycled", proc_name(p, nb, sizeof nb), p->pid,
+                        (unsigned long long)p->max_requests);
+                drain_proc(sb);
+            }
         }
         /* More workers than the target (TTOU): drain the youngest extra. */
         while (count_workers(pr, i, pr->generation, 0) > pr->target) {
@@ -622,8 +674,9 @@ static void systemd_tick(uint64_t now)
                 workers++;
                 ready += M->procs[sb].ready_ns != 0;
             }
-        for (unsigned sb = 0; sb < NPROCS; sb++)
-            served += atomic_load_explicit(&rm_seg_sb(&M->seg, sb)->served, memory_order_relaxed);
+        for (unsigned g = 0; g < M->seg.hdr->max_gateways; g++)
+            for (unsigned pl = 0; pl < RM_SHM_MAX_POOLS; pl++)
+                served += atomic_load_explicit(&rm_seg_gw_stats(&M->seg, g, pl)->outcomes[RM_OUT_OK], memory_order_relaxed);
         notify("STATUS=%s%u workers (%u ready), %llu requests served", M->stopping ? "stopping: " : M->reloading ? "reloading: " : "",
                workers, ready, (unsigned long long)served);
         M->next_status_ns = now + 1000 * MS;
@@ -879,13 +932,6 @@ static int begin_reload(char *why, size_t len)
     return 0;
 }
 
-static void drain_proc(unsigned sb)
-{
-    struct proc *p = &M->procs[sb];
-    p->retiring = 1;
-    /* release: pairs with the worker's acquire load of flags. */
-    atomic_fetch_or_explicit(&rm_seg_sb(&M->seg, sb)->flags, RM_SBF_DRAIN, memory_order_release);
-}
 
 static void reload_tick(uint64_t now)
 {
@@ -1256,6 +1302,7 @@ int rm_master_run(const struct rm_config *cfg)
         rm_notice("listening on %s", M->lis.names[i]);
 
     uint64_t now = rm_now_ns();
+    M->started_ns = now;
     reconcile(now);
     for (;;) {
         struct epoll_event evs[16];

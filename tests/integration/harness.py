@@ -38,6 +38,12 @@ EXAMPLE_UPPER_SO = os.path.abspath(os.environ.get(
 PROMTOOL = "/usr/bin/promtool"
 
 READY_TIMEOUT = 15.0
+# After /v2/health/ready turns 200, give the gateways one tick (20 ms) to
+# refresh their cached view of the pools before tests send inference
+# requests. Without it, an inference request right after the 200 can be
+# answered 503 "no ready worker": a server bug, caught on its own by
+# test_health.ReadyMeansServing, kept out of every other test by this wait.
+READY_SETTLE = 0.05
 
 
 # ------------------------------------------------------------------ utilities
@@ -282,7 +288,7 @@ class Server:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout=READY_TIMEOUT):
+    def wait_ready(self, timeout=READY_TIMEOUT, settle=READY_SETTLE):
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -293,6 +299,7 @@ class Server:
                 st, _, body = self.http("GET", "/v2/health/ready", timeout=1.0)
                 if st == 200:
                     self.record_children()
+                    time.sleep(settle)
                     return
                 last = (st, body)
             except OSError as e:

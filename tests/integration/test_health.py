@@ -4,9 +4,10 @@ import json
 import os
 import re
 import subprocess
+import time
 import unittest
 
-from harness import PROMTOOL, RINGMASTER, Server, ServerTestCase, wait_for
+from harness import PROMTOOL, RINGMASTER, Server, ServerTestCase, build_request, wait_for
 
 
 class Endpoints(ServerTestCase):
@@ -138,6 +139,45 @@ class NotReady(ServerTestCase):
         self.assertIn("retry-after", h)
         self.assertEqual(srv.infer("echo", b"x")[:3:2], (200, b"x"))
         self.assertEqual(len(srv.workers("broken")), 0, "a failed pool must not respawn in a loop")
+
+
+class ReadyMeansServing(ServerTestCase):
+
+    def test_infer_right_after_ready_200_is_served(self):
+        """Readiness 200 promises every pool has a ready worker: an inference
+        request sent right behind it (pipelined on the same connection) must
+        not get 503 "no ready worker"."""
+        failures = []
+        for i in range(8):
+            srv = self.server(pools={"echo": {"handler": "echo", "workers": 1},
+                                     "late": {"handler": "chaos", "workers": 1}}, start=False)
+            srv.start(wait_ready=False)
+            deadline = time.monotonic() + 15
+            while True:
+                self.assertIsNone(srv.proc.poll(), "ringmaster exited")
+                self.assertLess(time.monotonic(), deadline, "never ready")
+                try:
+                    c = srv.raw(timeout=2)
+                except OSError:
+                    time.sleep(0.005)
+                    continue
+                try:
+                    c.send(build_request("GET", "/v2/health/ready") +
+                           build_request("POST", "/v2/models/late/infer", b"x%d" % i) +
+                           build_request("POST", "/v2/models/echo/infer", b"y%d" % i))
+                    ready, late, echo = c.response(), c.response(), c.response()
+                except (OSError, ValueError):
+                    ready = None
+                finally:
+                    c.close()
+                if ready is not None and ready.status == 200:
+                    break
+                time.sleep(0.002)
+            for r, want in ((late, b"x%d" % i), (echo, b"y%d" % i)):
+                if (r.status, r.body) != (200, want):
+                    failures.append("start %d: ready 200, then %d %r" % (i, r.status, r.body))
+            srv.stop()
+        self.assertEqual(failures, [], "inference right after readiness 200")
 
 
 def _status(srv, path):

@@ -1,0 +1,1278 @@
+/*
+ * test_gateway.c - the gateway process (gateway/) against a real segment:
+ * each test forks rm_gateway_main() on a listening socket on 127.0.0.1,
+ * talks HTTP to it, and plays the worker itself (dequeue, QUEUED -> RUNNING,
+ * answer, RUNNING -> DONE, eventfd) in between.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <http_parser.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gateway/gateway.h"
+#include "gateway/internal.h"
+#include "shm/clock.h"
+#include "shm/ring.h"
+#include "shm/segment.h"
+#include "shm/slot.h"
+#include "supervisor/log.h"
+#include "tests/cunit_util.h"
+
+#define NGW 2
+#define NPROCS 8
+#define WORKER_SB 2   /* scoreboard entry of the fake worker of pool 0 */
+#define WORKER2_SB 3  /* ... of pool 1 */
+
+/* ------------------------------------------------------------------ fixture */
+
+struct opts {
+    uint32_t nslots;
+    uint64_t max_req;
+    uint64_t timeout_ms;        /* request_timeout */
+    uint64_t header_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t max_header_size;
+    unsigned max_connections;
+    bool second_pool;           /* pool 1 "ocr" with handler ocr */
+    pid_t master_pid;           /* 0: this process */
+};
+
+static struct rm_seg seg;
+static struct rm_config cfg;
+static pid_t gw_pid = -1;
+static int lfd = -1;
+static int wake_fd = -1;
+static int port;
+static char err[512];
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static uint64_t ms_now(void)
+{
+    return rm_now_ns() / 1000000u;
+}
+
+static struct rm_shm_pool *pool0(void)
+{
+    return rm_seg_pool(&seg, 0);
+}
+
+static struct rm_sb_entry *worker_entry(void)
+{
+    return rm_seg_sb(&seg, WORKER_SB);
+}
+
+static void start_with(const struct opts *o)
+{
+    CU_ASSERT_FATAL(rm_seg_create(&seg, NPROCS, NGW, 64u << 20, err, sizeof err) == 0);
+    struct rm_pool_spec spec = {
+        .name = "echo", .nslots = o->nslots ? o->nslots : 8,
+        .max_req = o->max_req ? o->max_req : 4096, .max_resp = 65536, .max_attempts = 2,
+        .request_timeout_ns = (o->timeout_ms ? o->timeout_ms : 10000) * 1000000u, .handler = "echo",
+    };
+    CU_ASSERT_FATAL(rm_seg_pool_add(&seg, 0, &spec, err, sizeof err) == 0);
+    struct rm_sb_entry *w = worker_entry();
+    w->role = RM_ROLE_WORKER;
+    w->pool = 0;
+    atomic_store(&w->pid, getpid());
+    atomic_store(&w->state, RM_PROC_READY);
+    if (o->second_pool) {
+        struct rm_pool_spec s2 = spec;
+        s2.name = "ocr";
+        s2.handler = "ocr";
+        CU_ASSERT_FATAL(rm_seg_pool_add(&seg, 1, &s2, err, sizeof err) == 0);
+        struct rm_sb_entry *w2 = rm_seg_sb(&seg, WORKER2_SB);
+        w2->role = RM_ROLE_WORKER;
+        w2->pool = 1;
+        atomic_store(&w2->pid, getpid());
+        atomic_store(&w2->state, RM_PROC_READY);
+    }
+    struct rm_sb_entry *g = rm_seg_sb(&seg, 0);
+    g->role = RM_ROLE_GATEWAY;
+    atomic_store(&g->state, RM_PROC_STARTING);
+    rm_seg_publish(&seg);
+
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&a, sizeof a) == 0);
+    CU_ASSERT_FATAL(listen(lfd, 128) == 0);
+    socklen_t alen = sizeof a;
+    CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&a, &alen) == 0);
+    port = ntohs(a.sin_port);
+    wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    CU_ASSERT_FATAL(wake_fd >= 0);
+
+    rm_config_defaults(&cfg);
+    cfg.shutdown_timeout = 3000;
+    if (o->header_timeout_ms)
+        cfg.header_timeout = o->header_timeout_ms;
+    if (o->idle_timeout_ms)
+        cfg.idle_timeout = o->idle_timeout_ms;
+    if (o->max_header_size)
+        cfg.max_header_size = o->max_header_size;
+    if (o->max_connections)
+        cfg.max_connections = o->max_connections;
+
+    pid_t master = o->master_pid ? o->master_pid : getpid();
+    fflush(NULL);
+    gw_pid = fork();
+    CU_ASSERT_FATAL(gw_pid >= 0);
+    if (gw_pid == 0) {
+        rm_log_init("gateway 0");
+        struct rm_gw_ctx ctx = {
+            .seg = &seg, .cfg = &cfg, .index = 0, .listen_fds = &lfd, .nlisten = 1,
+            .wake_fd = wake_fd, .master_pid = master,
+        };
+        rm_gateway_main(&ctx);
+        _exit(99);
+    }
+    if (o->master_pid)
+        return;
+    uint64_t until = ms_now() + 3000;
+    while (atomic_load(&g->state) != RM_PROC_READY && ms_now() < until)
+        sleep_ms(2);
+    CU_ASSERT_FATAL(atomic_load(&g->state) == RM_PROC_READY);
+}
+
+static void start(void)
+{
+    struct opts o = {0};
+    start_with(&o);
+}
+
+/* Wait for the gateway to exit; its exit status, or -1 if it had to be killed. */
+static int wait_gateway(unsigned ms)
+{
+    uint64_t until = ms_now() + ms;
+    int st;
+    for (;;) {
+        pid_t r = waitpid(gw_pid, &st, WNOHANG);
+        if (r == gw_pid)
+            break;
+        if (ms_now() > until) {
+            kill(gw_pid, SIGKILL);
+            waitpid(gw_pid, &st, 0);
+            gw_pid = -1;
+            return -1;
+        }
+        sleep_ms(2);
+    }
+    gw_pid = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void stop(void)
+{
+    if (gw_pid > 0) {
+        kill(gw_pid, SIGTERM);
+        CU_ASSERT_EQUAL(wait_gateway(5000), 0);
+    }
+    close(lfd);
+    close(wake_fd);
+    lfd = wake_fd = -1;
+    rm_seg_close(&seg);
+}
+
+/* ------------------------------------------------------------------ the fake worker */
+
+enum { W_ECHO, W_ERROR, W_CRASHED };
+static int worker_mode = W_ECHO;
+
+/* Run everything on pool 0's ring. Returns how many requests it answered. */
+static int worker_serve(void)
+{
+    struct rm_shm_pool *p = pool0();
+    struct rm_ring *r = rm_pool_ring(&seg, p);
+    uint32_t slot;
+    int n = 0;
+    while (rm_ring_dequeue(r, &slot, NULL, 0) == RM_RING_OK) {
+        if (slot >= p->nslots)
+            continue;
+        _Atomic uint64_t *word = rm_pool_state(&seg, p, slot);
+        uint64_t w = rm_slot_load(word);
+        if (RM_SLOT_STATE(w) != RM_SLOT_QUEUED ||
+            rm_slot_cas(word, &w, RM_SLOT_RUNNING, RM_OWNER(WORKER_SB)) != 1)
+            continue;
+        struct rm_slot_meta *m = rm_pool_meta(&seg, p, slot);
+        m->run_start_ns = rm_now_ns();
+        unsigned char *resp = rm_pool_resp(&seg, p, slot);
+        if (worker_mode == W_ECHO) {
+            memcpy(resp, rm_pool_req(&seg, p, slot), m->req_len);
+            m->resp_len = m->req_len;
+            m->resp_status = 200;
+            memcpy(m->resp_ctype, m->req_ctype, sizeof m->resp_ctype);
+        } else if (worker_mode == W_ERROR) {
+            static const char msg[] = "boom: \"bad\" input";
+            memcpy(resp, msg, sizeof msg - 1);
+            m->resp_len = sizeof msg - 1;
+            m->error = 500;
+        } else {
+            m->resp_len = 0;
+            m->error = 502;
+        }
+        m->run_end_ns = rm_now_ns();
+        w = rm_slot_load(word);
+        if (rm_slot_cas(word, &w, RM_SLOT_DONE, 0) != 1 && RM_SLOT_STATE(w) == RM_SLOT_ABORTED)
+            rm_slot_cas(word, &w, RM_SLOT_FREE, 0);
+        uint64_t one = 1;
+        ssize_t wr = write(wake_fd, &one, sizeof one);
+        (void)wr;
+        n++;
+    }
+    return n;
+}
+
+static unsigned slots_in(unsigned state)
+{
+    unsigned n = 0;
+    for (uint32_t s = 0; s < pool0()->nslots; s++)
+        if (RM_SLOT_STATE(rm_slot_load(rm_pool_state(&seg, pool0(), s))) == state)
+            n++;
+    return n;
+}
+
+static bool wait_slots(unsigned state, unsigned count, unsigned ms)
+{
+    uint64_t until = ms_now() + ms;
+    while (slots_in(state) != count) {
+        if (ms_now() > until)
+            return false;
+        sleep_ms(1);
+    }
+    return true;
+}
+
+static uint64_t outcome(enum rm_outcome o)
+{
+    return atomic_load(&rm_seg_gw_stats(&seg, 0, 0)->outcomes[o]);
+}
+
+/* ------------------------------------------------------------------ HTTP client */
+
+struct resp {
+    int status;
+    char headers[4096];   /* "name: value\n" lines, names lower-cased */
+    size_t hlen;
+    char body[1 << 17];
+    size_t body_len;
+};
+
+struct client {
+    int fd;
+    http_parser p;
+    http_parser_settings s;
+    char buf[1 << 17];
+    size_t off, len;
+    bool eof;
+    bool head;            /* the next answer is to a HEAD request */
+    bool done;
+    struct resp *cur;
+    char field[64];
+    size_t field_len;
+    bool in_value;
+};
+
+static int c_begin(http_parser *p)
+{
+    struct client *c = p->data;
+    c->cur->status = 0;
+    c->cur->hlen = 0;
+    c->cur->body_len = 0;
+    c->cur->headers[0] = '\0';
+    c->field_len = 0;
+    c->in_value = false;
+    return 0;
+}
+
+static void hput(struct resp *r, const char *s, size_t n)
+{
+    if (n > sizeof r->headers - 1 - r->hlen)
+        n = sizeof r->headers - 1 - r->hlen;
+    memcpy(r->headers + r->hlen, s, n);
+    r->hlen += n;
+    r->headers[r->hlen] = '\0';
+}
+
+static int c_field(http_parser *p, const char *at, size_t n)
+{
+    struct client *c = p->data;
+    if (c->in_value) {
+        hput(c->cur, "\n", 1);
+        c->in_value = false;
+        c->field_len = 0;
+    }
+    for (size_t i = 0; i < n && c->field_len < sizeof c->field; i++)
+        c->field[c->field_len++] = (char)((at[i] >= 'A' && at[i] <= 'Z') ? at[i] + 32 : at[i]);
+    return 0;
+}
+
+static int c_value(http_parser *p, const char *at, size_t n)
+{
+    struct client *c = p->data;
+    if (!c->in_value) {
+        hput(c->cur, c->field, c->field_len);
+        hput(c->cur, ": ", 2);
+        c->in_value = true;
+    }
+    hput(c->cur, at, n);
+    return 0;
+}
+
+static int c_headers_done(http_parser *p)
+{
+    struct client *c = p->data;
+    if (c->in_value)
+        hput(c->cur, "\n", 1);
+    c->cur->status = (int)p->status_code;
+    return (c->head && p->status_code >= 200) ? 1 : 0;  /* 1: no body follows */
+}
+
+static int c_body(http_parser *p, const char *at, size_t n)
+{
+    struct client *c = p->data;
+    struct resp *r = c->cur;
+    if (n > sizeof r->body - 1 - r->body_len)
+        n = sizeof r->body - 1 - r->body_len;
+    memcpy(r->body + r->body_len, at, n);
+    r->body_len += n;
+    r->body[r->body_len] = '\0';
+    return 0;
+}
+
+static int c_done(http_parser *p)
+{
+    struct client *c = p->data;
+    c->cur->body[c->cur->body_len] = '\0';
+    c->done = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static struct client *client_open(void)
+{
+    struct client *c = calloc(1, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CU_ASSERT(connect(c->fd, (struct sockaddr *)&a, sizeof a) == 0);
+    http_parser_init(&c->p, HTTP_RESPONSE);
+    c->p.data = c;
+    http_parser_settings_init(&c->s);
+    c->s.on_message_begin = c_begin;
+    c->s.on_header_field = c_field;
+    c->s.on_header_value = c_value;
+    c->s.on_headers_complete = c_headers_done;
+    c->s.on_body = c_body;
+    c->s.on_message_complete = c_done;
+    return c;
+}
+
+static void client_close(struct client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
+}
+
+static void client_send(struct client *c, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t w = send(c->fd, s, n, MSG_NOSIGNAL);
+        if (w <= 0) {
+            CU_FAIL("send to the gateway failed");
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static void client_sends(struct client *c, const char *s)
+{
+    client_send(c, s, strlen(s));
+}
+
+/*
+ * Read the next answer into r, serving the ring meanwhile if serve.
+ * 100 Continue is skipped unless keep_1xx. Returns 0, or -1 on EOF/timeout.
+ */
+static int client_read_x(struct client *c, struct resp *r, bool serve, bool keep_1xx, unsigned ms)
+{
+    uint64_t until = ms_now() + ms;
+    c->cur = r;
+    for (;;) {
+        if (c->off < c->len) {
+            size_t n = http_parser_execute(&c->p, &c->s, c->buf + c->off, c->len - c->off);
+            c->off += n;
+            if (c->done) {
+                c->done = false;
+                http_parser_pause(&c->p, 0);
+                if (r->status == 100 && !keep_1xx)
+                    continue;
+                c->head = false;
+                return 0;
+            }
+            if (HTTP_PARSER_ERRNO(&c->p) != HPE_OK) {
+                CU_FAIL("answer does not parse");
+                return -1;
+            }
+            continue;
+        }
+        if (c->eof || ms_now() > until)
+            return -1;
+        if (serve)
+            worker_serve();
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 2) > 0) {
+            ssize_t n = recv(c->fd, c->buf, sizeof c->buf, 0);
+            if (n <= 0) {
+                c->eof = true;
+                continue;
+            }
+            c->off = 0;
+            c->len = (size_t)n;
+        }
+    }
+}
+
+static int client_read(struct client *c, struct resp *r, bool serve)
+{
+    return client_read_x(c, r, serve, false, 3000);
+}
+
+/* True when the gateway closed the connection (EOF or reset) within ms. */
+static bool client_sees_close(struct client *c, unsigned ms)
+{
+    if (c->eof)
+        return true;
+    uint64_t until = ms_now() + ms;
+    while (ms_now() <= until) {
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 10) > 0) {
+            char tmp[4096];
+            ssize_t n = recv(c->fd, tmp, sizeof tmp, 0);
+            if (n <= 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+static const char *header(const struct resp *r, const char *name)
+{
+    static char val[512];
+    size_t nl = strlen(name);
+    const char *p = r->headers;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > nl + 1 && strncmp(p, name, nl) == 0 && p[nl] == ':') {
+            size_t v = len - nl - 2;
+            if (v >= sizeof val)
+                v = sizeof val - 1;
+            memcpy(val, p + nl + 2, v);
+            val[v] = '\0';
+            return val;
+        }
+        if (!eol)
+            break;
+        p = eol + 1;
+    }
+    return NULL;
+}
+
+static bool header_is(const struct resp *r, const char *name, const char *want)
+{
+    const char *v = header(r, name);
+    return v && strcasecmp(v, want) == 0;
+}
+
+static char req[1 << 17];
+
+static const char *infer(const char *pool, const char *ctype, const char *body)
+{
+    snprintf(req, sizeof req,
+             "POST /v2/models/%s/infer HTTP/1.1\r\nHost: t\r\nContent-Type: %s\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             pool, ctype, strlen(body), body);
+    return req;
+}
+
+static const char *get(const char *path)
+{
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    return req;
+}
+
+/* JSON body's string member, or NULL. */
+static bool json_str_is(const struct resp *r, const char *key, const char *want)
+{
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->body_len, 0, &je);
+    if (!j)
+        return false;
+    const char *v = json_string_value(json_object_get(j, key));
+    bool ok = v && (!want || strcmp(v, want) == 0);
+    json_decref(j);
+    return ok;
+}
+
+static bool json_error_contains(const struct resp *r, const char *part)
+{
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->body_len, 0, &je);
+    if (!j)
+        return false;
+    const char *v = json_string_value(json_object_get(j, "error"));
+    bool ok = v && strstr(v, part);
+    json_decref(j);
+    return ok;
+}
+
+static struct resp r1, r2, r3, r4;
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_echo_round_trip_keepalive(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", "hello"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT_STRING_EQUAL(r1.body, "hello");
+    CU_ASSERT(header_is(&r1, "content-type", "text/plain"));
+    CU_ASSERT(header_is(&r1, "connection", "keep-alive"));
+    client_sends(c, infer("echo", "application/x-thing", "world!"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r2, true), 0);
+    CU_ASSERT_EQUAL(r2.status, 200);
+    CU_ASSERT_STRING_EQUAL(r2.body, "world!");
+    CU_ASSERT(header_is(&r2, "content-type", "application/x-thing"));
+    CU_ASSERT(wait_slots(RM_SLOT_FREE, pool0()->nslots, 1000));
+    CU_ASSERT_EQUAL(outcome(RM_OUT_OK), 2);
+    struct rm_gw_stats *st = rm_seg_gw_stats(&seg, 0, 0);
+    uint64_t total = 0;
+    for (unsigned i = 0; i <= RM_HIST_BUCKETS; i++)
+        total += atomic_load(&st->dur_hist[i]);
+    CU_ASSERT_EQUAL(total, 2);
+    client_close(c);
+    stop();
+}
+
+static void test_large_answer_goes_out_whole(void)
+{
+    struct opts o = {.max_req = 65536};
+    start_with(&o);
+    static char big[40001];
+    for (size_t i = 0; i < sizeof big - 1; i++)
+        big[i] = (char)('a' + i % 26);
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", big));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT_EQUAL(r1.body_len, sizeof big - 1);
+    CU_ASSERT(memcmp(r1.body, big, sizeof big - 1) == 0);
+    client_close(c);
+    stop();
+}
+
+static void test_pipelined_requests_answered_in_order(void)
+{
+    start();
+    struct client *c = client_open();
+    char all[4096];
+    size_t n = 0;
+    n += (size_t)snprintf(all + n, sizeof all - n, "%s", infer("echo", "text/a", "one"));
+    n += (size_t)snprintf(all + n, sizeof all - n, "%s", get("/v2/health/live"));
+    n += (size_t)snprintf(all + n, sizeof all - n, "%s", infer("echo", "text/b", "two"));
+    n += (size_t)snprintf(all + n, sizeof all - n, "%s", infer("echo", "text/c", "three"));
+    client_send(c, all, n);
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_STRING_EQUAL(r1.body, "one");
+    CU_ASSERT(header_is(&r1, "content-type", "text/a"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r2, true), 0);
+    CU_ASSERT_STRING_EQUAL(r2.body, "{\"live\":true}");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r3, true), 0);
+    CU_ASSERT_STRING_EQUAL(r3.body, "two");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r4, true), 0);
+    CU_ASSERT_STRING_EQUAL(r4.body, "three");
+    CU_ASSERT(header_is(&r4, "content-type", "text/c"));
+    client_close(c);
+    stop();
+}
+
+static void test_unknown_pool_is_404(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, infer("nope", "text/plain", "x"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 404);
+    CU_ASSERT(json_str_is(&r1, "error", NULL));
+    CU_ASSERT(header_is(&r1, "content-type", "application/json"));
+    client_sends(c, get("/v2/models/nope"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 404);
+    client_sends(c, get("/v2/models/nope/ready"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 404);
+    client_sends(c, get("/no/such/path"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 404);
+    /* the connection survives client errors */
+    client_sends(c, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    client_close(c);
+    stop();
+}
+
+static void test_wrong_method_is_405(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, get("/v2/models/echo/infer"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 405);
+    CU_ASSERT(header_is(&r1, "allow", "POST"));
+    CU_ASSERT(json_str_is(&r1, "error", NULL));
+    client_sends(c, "POST /v2/health/live HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 405);
+    CU_ASSERT(header_is(&r1, "allow", "GET, HEAD"));
+    client_sends(c, "DELETE /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 405);
+    client_close(c);
+    stop();
+}
+
+static void test_body_over_limit_is_413(void)
+{
+    start();  /* max_request_size 4096 */
+    struct client *c = client_open();
+    /* answered from the headers alone, before any body byte */
+    client_sends(c, "POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 413);
+    CU_ASSERT(header_is(&r1, "connection", "close"));
+    CU_ASSERT(json_str_is(&r1, "error", NULL));
+    CU_ASSERT(client_sees_close(c, 3000));
+    client_close(c);
+    CU_ASSERT_EQUAL(outcome(RM_OUT_TOO_LARGE), 1);
+
+    /* chunked: counted as it arrives */
+    c = client_open();
+    client_sends(c, "POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    static char chunk[2100];
+    for (int i = 0; i < 3; i++) {
+        int n = snprintf(chunk, sizeof chunk, "%x\r\n", 2000);
+        memset(chunk + n, 'z', 2000);
+        memcpy(chunk + n + 2000, "\r\n", 2);
+        client_send(c, chunk, (size_t)n + 2002);
+    }
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 413);
+    CU_ASSERT(client_sees_close(c, 3000));
+    client_close(c);
+    CU_ASSERT_EQUAL(slots_in(RM_SLOT_FREE), pool0()->nslots);
+    stop();
+}
+
+static void test_chunked_body_within_limit_is_served(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, "POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT_STRING_EQUAL(r1.body, "hello world");
+    client_close(c);
+    stop();
+}
+
+static void test_malformed_request_is_400(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, "G@RBAGE / HTTP/1.1\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 400);
+    CU_ASSERT(json_str_is(&r1, "error", NULL));
+    CU_ASSERT(client_sees_close(c, 3000));
+    client_close(c);
+
+    c = client_open();
+    client_sends(c, "GET /v2/health/live HTTP/1.1\r\nHost: t\r\nBad Header Line\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 400);
+    CU_ASSERT(client_sees_close(c, 3000));
+    client_close(c);
+
+    c = client_open();
+    client_sends(c, "POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 12x\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 400);
+    client_close(c);
+    stop();
+}
+
+static void test_header_over_limit_is_431(void)
+{
+    struct opts o = {.max_header_size = 1024};
+    start_with(&o);
+    struct client *c = client_open();
+    static char big[4096];
+    int n = snprintf(big, sizeof big, "GET /v2/health/live HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    memset(big + n, 'a', 2000);
+    memcpy(big + n + 2000, "\r\n\r\n", 4);
+    client_send(c, big, (size_t)n + 2004);
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 431);
+    CU_ASSERT(client_sees_close(c, 3000));
+    client_close(c);
+    stop();
+}
+
+static void test_content_type_over_127_bytes_is_400(void)
+{
+    start();
+    char ct[200];
+    memset(ct, 'x', 150);
+    memcpy(ct, "text/", 5);
+    ct[150] = '\0';
+    struct client *c = client_open();
+    client_sends(c, infer("echo", ct, "abc"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 400);
+    CU_ASSERT(json_error_contains(&r1, "Content-Type"));
+    CU_ASSERT_EQUAL(slots_in(RM_SLOT_FREE), pool0()->nslots);
+    client_close(c);
+    stop();
+}
+
+static void test_queue_full_is_503_with_retry_after(void)
+{
+    struct opts o = {.nslots = 2};
+    start_with(&o);
+    struct client *a = client_open(), *b = client_open(), *x = client_open();
+    client_sends(a, infer("echo", "text/plain", "A"));
+    client_sends(b, infer("echo", "text/plain", "B"));
+    CU_ASSERT_FATAL(wait_slots(RM_SLOT_QUEUED, 2, 2000));
+    client_sends(x, infer("echo", "text/plain", "X"));
+    CU_ASSERT_EQUAL_FATAL(client_read(x, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 503);
+    CU_ASSERT(header_is(&r1, "retry-after", "1"));
+    CU_ASSERT(json_str_is(&r1, "error", "queue full"));
+    CU_ASSERT_EQUAL(outcome(RM_OUT_REJECTED), 1);
+    /* the accepted ones still get their answers */
+    CU_ASSERT_EQUAL_FATAL(client_read(a, &r2, true), 0);
+    CU_ASSERT_STRING_EQUAL(r2.body, "A");
+    CU_ASSERT_EQUAL_FATAL(client_read(b, &r3, true), 0);
+    CU_ASSERT_STRING_EQUAL(r3.body, "B");
+    /* and the queue takes requests again */
+    client_sends(x, infer("echo", "text/plain", "again"));
+    CU_ASSERT_EQUAL_FATAL(client_read(x, &r1, true), 0);
+    CU_ASSERT_STRING_EQUAL(r1.body, "again");
+    client_close(a);
+    client_close(b);
+    client_close(x);
+    stop();
+}
+
+static void test_no_ready_worker_or_draining_is_503(void)
+{
+    start();
+    struct client *c = client_open();
+    atomic_store(&worker_entry()->state, RM_PROC_STARTING);
+    sleep_ms(100);  /* readiness for inference is cached per tick */
+    client_sends(c, infer("echo", "text/plain", "x"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 503);
+    CU_ASSERT(header_is(&r1, "retry-after", "1"));
+    CU_ASSERT(json_error_contains(&r1, "worker"));
+
+    atomic_store(&worker_entry()->state, RM_PROC_BUSY);
+    sleep_ms(100);
+    atomic_store(&seg.hdr->draining, 1);
+    client_sends(c, infer("echo", "text/plain", "x"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 503);
+    CU_ASSERT(json_error_contains(&r1, "draining"));
+
+    atomic_store(&seg.hdr->draining, 0);
+    atomic_store(&pool0()->failed, 1);
+    client_sends(c, infer("echo", "text/plain", "x"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 503);
+    CU_ASSERT_EQUAL(outcome(RM_OUT_REJECTED), 3);
+    CU_ASSERT_EQUAL(slots_in(RM_SLOT_FREE), pool0()->nslots);
+    client_close(c);
+    stop();
+}
+
+static void test_health_live_and_ready_from_shm(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT_STRING_EQUAL(r1.body, "{\"live\":true}");
+    client_sends(c, get("/v2/health/ready"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT_STRING_EQUAL(r1.body, "{\"ready\":true}");
+    client_sends(c, get("/v2/models/echo/ready"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+
+    /* answered from shared memory: no worker involved, state read fresh */
+    atomic_store(&worker_entry()->state, RM_PROC_STARTING);
+    client_sends(c, get("/v2/health/ready"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 503);
+    CU_ASSERT(strstr(r1.body, "\"ready\":false") != NULL);
+    CU_ASSERT(json_str_is(&r1, "reason", NULL));
+    CU_ASSERT(strstr(r1.body, "echo") != NULL);
+    client_sends(c, get("/v2/models/echo/ready"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 503);
+
+    atomic_store(&worker_entry()->state, RM_PROC_BUSY);
+    client_sends(c, get("/v2/health/ready"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+
+    atomic_store(&pool0()->failed, 1);
+    client_sends(c, get("/v2/health/ready"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 503);
+    CU_ASSERT(strstr(r1.body, "echo") != NULL);
+    atomic_store(&pool0()->failed, 0);
+
+    atomic_store(&seg.hdr->draining, 1);
+    client_sends(c, get("/v2/health/ready"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 503);
+    CU_ASSERT(json_str_is(&r1, "reason", "draining"));
+    client_sends(c, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    atomic_store(&seg.hdr->draining, 0);
+    client_close(c);
+    stop();
+}
+
+static void test_server_and_model_metadata(void)
+{
+    struct opts o = {.second_pool = true};
+    start_with(&o);
+    struct client *c = client_open();
+    client_sends(c, get("/v2"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT(json_str_is(&r1, "name", "ringmaster"));
+    CU_ASSERT(json_str_is(&r1, "version", PACKAGE_VERSION));
+    CU_ASSERT(strstr(r1.body, "\"extensions\":[]") != NULL);
+
+    client_sends(c, get("/v2/models/echo"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    json_error_t je;
+    json_t *j = json_loadb(r1.body, r1.body_len, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "name")), "echo");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "handler")), "echo");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "platform")), "ringmaster");
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(json_object_get(j, "versions"), 0)), "1");
+    json_t *in0 = json_array_get(json_object_get(j, "inputs"), 0);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(in0, "name")), "body");
+    CU_ASSERT_EQUAL(json_integer_value(json_array_get(json_object_get(in0, "shape"), 0)), -1);
+    json_decref(j);
+
+    client_sends(c, get("/v2/models/ocr"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    j = json_loadb(r1.body, r1.body_len, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    in0 = json_array_get(json_object_get(j, "inputs"), 0);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(in0, "name")), "image");
+    json_t *out0 = json_array_get(json_object_get(j, "outputs"), 0);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(out0, "name")), "text");
+    json_decref(j);
+
+    /* HEAD: same headers, no body */
+    c->head = true;
+    client_sends(c, "HEAD /v2/models/echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r2, false), 0);
+    CU_ASSERT_EQUAL(r2.status, 200);
+    CU_ASSERT_EQUAL(r2.body_len, 0);
+    CU_ASSERT(header(&r2, "content-length") && atoi(header(&r2, "content-length")) > 0);
+    client_sends(c, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_STRING_EQUAL(r1.body, "{\"live\":true}");
+    client_close(c);
+    stop();
+}
+
+static bool promtool_accepts(const char *text, size_t len)
+{
+    FILE *f = popen("/usr/bin/promtool check metrics >&2", "w");
+    if (!f)
+        return false;
+    fwrite(text, 1, len, f);
+    return pclose(f) == 0;
+}
+
+static void test_metrics_text_has_families(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", "count me"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    client_sends(c, get("/metrics"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT(strncmp(header(&r1, "content-type") ? header(&r1, "content-type") : "", "text/plain", 10) == 0);
+    static const char *const want[] = {
+        "ringmaster_up 1\n",
+        "ringmaster_draining 0\n",
+        "# TYPE ringmaster_requests_total counter\n",
+        "ringmaster_requests_total{pool=\"echo\",outcome=\"ok\"} 1\n",
+        "ringmaster_requests_total{pool=\"echo\",outcome=\"client_gone\"} 0\n",
+        "# TYPE ringmaster_request_duration_seconds histogram\n",
+        "ringmaster_request_duration_seconds_bucket{pool=\"echo\",le=\"+Inf\"} 1\n",
+        "ringmaster_request_duration_seconds_count{pool=\"echo\"} 1\n",
+        "ringmaster_queue_wait_seconds_count{pool=\"echo\"} 1\n",
+        "ringmaster_queue_wait_seconds_bucket{pool=\"echo\",le=\"0.001\"}",
+        "ringmaster_queue_depth{pool=\"echo\"} 0\n",
+        "ringmaster_workers{pool=\"echo\",state=\"ready\"} 1\n",
+        "ringmaster_workers{pool=\"echo\",state=\"starting\"} 0\n",
+        "ringmaster_restarts_total{pool=\"echo\",reason=\"init_failed\"} 0\n",
+        "ringmaster_retried_requests_total{pool=\"echo\"} 0\n",
+        "ringmaster_gateway_restarts_total 0\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        if (!strstr(r1.body, want[i]))
+            fprintf(stderr, "\nmissing from /metrics: %s", want[i]);
+        CU_ASSERT(strstr(r1.body, want[i]) != NULL);
+    }
+    if (access("/usr/bin/promtool", X_OK) == 0)
+        CU_ASSERT(promtool_accepts(r1.body, r1.body_len));
+    client_close(c);
+    stop();
+}
+
+static void test_client_gone_while_queued_frees_slot(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", "bye"));
+    CU_ASSERT_FATAL(wait_slots(RM_SLOT_QUEUED, 1, 2000));
+    client_close(c);
+    CU_ASSERT(wait_slots(RM_SLOT_FREE, pool0()->nslots, 2000));
+    CU_ASSERT_EQUAL(outcome(RM_OUT_CLIENT_GONE), 1);
+    /* the stale ring entry is harmless: the worker finds the slot FREE */
+    CU_ASSERT_EQUAL(worker_serve(), 0);
+    stop();
+}
+
+static void test_client_gone_while_running_aborts_slot(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", "bye"));
+    CU_ASSERT_FATAL(wait_slots(RM_SLOT_QUEUED, 1, 2000));
+    /* a worker takes it... */
+    uint32_t slot;
+    CU_ASSERT_FATAL(rm_ring_dequeue(rm_pool_ring(&seg, pool0()), &slot, NULL, 0) == RM_RING_OK);
+    _Atomic uint64_t *word = rm_pool_state(&seg, pool0(), slot);
+    uint64_t w = rm_slot_load(word);
+    CU_ASSERT_FATAL(rm_slot_cas(word, &w, RM_SLOT_RUNNING, RM_OWNER(WORKER_SB)) == 1);
+    /* ... and the client hangs up */
+    client_close(c);
+    CU_ASSERT(wait_slots(RM_SLOT_ABORTED, 1, 2000));
+    w = rm_slot_load(word);
+    CU_ASSERT_EQUAL(RM_SLOT_OWNER(w), RM_OWNER(WORKER_SB));
+    CU_ASSERT_EQUAL(rm_slot_cas(word, &w, RM_SLOT_FREE, 0), 1);  /* the worker frees it */
+    CU_ASSERT_EQUAL(outcome(RM_OUT_CLIENT_GONE), 1);
+    stop();
+}
+
+static void test_deadline_in_queue_is_504(void)
+{
+    struct opts o = {.timeout_ms = 150};
+    start_with(&o);
+    struct client *c = client_open();
+    uint64_t t0 = ms_now();
+    client_sends(c, infer("echo", "text/plain", "late"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT(ms_now() - t0 >= 140);
+    CU_ASSERT_EQUAL(r1.status, 504);
+    CU_ASSERT(json_str_is(&r1, "error", "deadline exceeded"));
+    CU_ASSERT_EQUAL(slots_in(RM_SLOT_FREE), pool0()->nslots);
+    CU_ASSERT_EQUAL(outcome(RM_OUT_TIMEOUT), 1);
+    CU_ASSERT_EQUAL(worker_serve(), 0);
+    client_close(c);
+    stop();
+}
+
+static void test_handler_error_is_500_with_message(void)
+{
+    start();
+    worker_mode = W_ERROR;
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", "x"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    worker_mode = W_ECHO;
+    CU_ASSERT_EQUAL(r1.status, 500);
+    CU_ASSERT(json_str_is(&r1, "error", "boom: \"bad\" input"));
+    CU_ASSERT_EQUAL(outcome(RM_OUT_HANDLER_ERROR), 1);
+    CU_ASSERT(wait_slots(RM_SLOT_FREE, pool0()->nslots, 1000));
+    client_close(c);
+    stop();
+}
+
+static void test_every_attempt_crashed_is_502(void)
+{
+    start();
+    worker_mode = W_CRASHED;
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", "x"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    worker_mode = W_ECHO;
+    CU_ASSERT_EQUAL(r1.status, 502);
+    CU_ASSERT(json_str_is(&r1, "error", "every attempt's worker died"));
+    CU_ASSERT_EQUAL(outcome(RM_OUT_CRASHED), 1);
+    client_close(c);
+    stop();
+}
+
+static void test_slowloris_cut_after_header_timeout(void)
+{
+    struct opts o = {.header_timeout_ms = 300};
+    start_with(&o);
+    struct client *c = client_open();
+    uint64_t t0 = ms_now();
+    client_sends(c, "GET /v2/health/live HTTP/1.1\r\nHost: t\r\n");
+    for (int i = 0; i < 3; i++) {  /* dribbling header lines does not help */
+        sleep_ms(60);
+        client_sends(c, "X-Slow: 1\r\n");
+    }
+    CU_ASSERT_EQUAL(client_read_x(c, &r1, false, false, 2000), 0);
+    CU_ASSERT_EQUAL(r1.status, 408);
+    CU_ASSERT(client_sees_close(c, 3000));
+    uint64_t took = ms_now() - t0;
+    CU_ASSERT(took >= 280 && took < 1500);
+    client_close(c);
+    stop();
+}
+
+static void test_idle_keepalive_closed_after_idle_timeout(void)
+{
+    struct opts o = {.idle_timeout_ms = 300};
+    start_with(&o);
+    struct client *c = client_open();
+    client_sends(c, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    uint64_t t0 = ms_now();
+    CU_ASSERT(client_sees_close(c, 3000));
+    uint64_t took = ms_now() - t0;
+    CU_ASSERT(took >= 250 && took < 1500);
+    client_close(c);
+    stop();
+}
+
+static void test_expect_100_continue(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, "POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+                    "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read_x(c, &r1, false, true, 3000), 0);
+    CU_ASSERT_EQUAL(r1.status, 100);
+    client_sends(c, "12345");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r2, true), 0);
+    CU_ASSERT_EQUAL(r2.status, 200);
+    CU_ASSERT_STRING_EQUAL(r2.body, "12345");
+    client_close(c);
+    stop();
+}
+
+static void test_http10_answer_closes(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, "GET /v2/health/live HTTP/1.0\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT(header_is(&r1, "connection", "close"));
+    CU_ASSERT(client_sees_close(c, 3000));
+    client_close(c);
+    c = client_open();
+    client_sends(c, "GET /v2/health/live HTTP/1.1\r\nConnection: close\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT(header_is(&r1, "connection", "close"));
+    CU_ASSERT(client_sees_close(c, 3000));
+    client_close(c);
+    stop();
+}
+
+static void test_connections_over_max_get_503(void)
+{
+    struct opts o = {.max_connections = 2};
+    start_with(&o);
+    struct client *a = client_open(), *b = client_open();
+    client_sends(a, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(a, &r1, false), 0);
+    client_sends(b, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(b, &r1, false), 0);
+    struct client *x = client_open();
+    CU_ASSERT_EQUAL_FATAL(client_read(x, &r2, false), 0);
+    CU_ASSERT_EQUAL(r2.status, 503);
+    CU_ASSERT(header_is(&r2, "retry-after", "1"));
+    CU_ASSERT(client_sees_close(x, 3000));
+    client_close(x);
+    /* a slot frees up when one closes */
+    client_close(a);
+    sleep_ms(50);
+    x = client_open();
+    client_sends(x, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(x, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    client_close(x);
+    client_close(b);
+    stop();
+}
+
+static void test_heartbeat_and_ready_state_in_scoreboard(void)
+{
+    start();
+    struct rm_sb_entry *g = rm_seg_sb(&seg, 0);
+    CU_ASSERT_EQUAL(atomic_load(&g->state), RM_PROC_READY);
+    uint64_t h1 = atomic_load(&g->heartbeat_ns);
+    sleep_ms(120);
+    uint64_t h2 = atomic_load(&g->heartbeat_ns);
+    CU_ASSERT(h2 > h1);
+    CU_ASSERT(rm_now_ns() - h2 < 60u * 1000000u);
+    stop();
+}
+
+static void test_sigterm_finishes_pending_then_exits(void)
+{
+    start();
+    struct client *c = client_open();
+    struct client *idle = client_open();
+    client_sends(idle, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(idle, &r2, false), 0);
+    client_sends(c, infer("echo", "text/plain", "last one"));
+    CU_ASSERT_FATAL(wait_slots(RM_SLOT_QUEUED, 1, 2000));
+    kill(gw_pid, SIGTERM);
+    uint64_t until = ms_now() + 1000;
+    while (atomic_load(&rm_seg_sb(&seg, 0)->state) != RM_PROC_DRAINING && ms_now() < until)
+        sleep_ms(2);
+    CU_ASSERT_EQUAL(atomic_load(&rm_seg_sb(&seg, 0)->state), RM_PROC_DRAINING);
+    CU_ASSERT(client_sees_close(idle, 2000));  /* idle keep-alive closed */
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT_STRING_EQUAL(r1.body, "last one");
+    CU_ASSERT(header_is(&r1, "connection", "close"));
+    CU_ASSERT_EQUAL(wait_gateway(2000), 0);
+    client_close(c);
+    client_close(idle);
+    stop();
+}
+
+static void test_drain_flag_from_master_exits(void)
+{
+    start();
+    atomic_fetch_or(&rm_seg_sb(&seg, 0)->flags, RM_SBF_DRAIN);
+    CU_ASSERT_EQUAL(wait_gateway(2000), 0);
+    stop();
+}
+
+static void test_exits_when_master_is_gone(void)
+{
+    struct opts o = {.master_pid = 1};  /* not our parent: "the master died" */
+    start_with(&o);
+    CU_ASSERT_EQUAL(wait_gateway(2000), 0);
+    stop();
+}
+
+static void test_json_escape_quotes_controls_and_bad_utf8(void)
+{
+    struct gw_buf b = {0};
+    static const char in[] = "a\"b\\c\n\x01 \xc3\xa9 \xff \xe2\x82";
+    gw_buf_puts(&b, "{\"s\":\"");
+    gw_json_escape(&b, in, sizeof in - 1);
+    gw_buf_puts(&b, "\"}");
+    json_error_t je;
+    json_t *j = json_loadb(b.data, b.len, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "s")),
+                           "a\"b\\c\n\x01 \xc3\xa9 \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd");
+    json_decref(j);
+    gw_buf_free(&b);
+}
+
+static const rm_test tests[] = {
+    RM_TEST(test_echo_round_trip_keepalive),
+    RM_TEST(test_large_answer_goes_out_whole),
+    RM_TEST(test_pipelined_requests_answered_in_order),
+    RM_TEST(test_unknown_pool_is_404),
+    RM_TEST(test_wrong_method_is_405),
+    RM_TEST(test_body_over_limit_is_413),
+    RM_TEST(test_chunked_body_within_limit_is_served),
+    RM_TEST(test_malformed_request_is_400),
+    RM_TEST(test_header_over_limit_is_431),
+    RM_TEST(test_content_type_over_127_bytes_is_400),
+    RM_TEST(test_queue_full_is_503_with_retry_after),
+    RM_TEST(test_no_ready_worker_or_draining_is_503),
+    RM_TEST(test_health_live_and_ready_from_shm),
+    RM_TEST(test_server_and_model_metadata),
+    RM_TEST(test_metrics_text_has_families),
+    RM_TEST(test_client_gone_while_queued_frees_slot),
+    RM_TEST(test_client_gone_while_running_aborts_slot),
+    RM_TEST(test_deadline_in_queue_is_504),
+    RM_TEST(test_handler_error_is_500_with_message),
+    RM_TEST(test_every_attempt_crashed_is_502),
+    RM_TEST(test_slowloris_cut_after_header_timeout),
+    RM_TEST(test_idle_keepalive_closed_after_idle_timeout),
+    RM_TEST(test_expect_100_continue),
+    RM_TEST(test_http10_answer_closes),
+    RM_TEST(test_connections_over_max_get_503),
+    RM_TEST(test_heartbeat_and_ready_state_in_scoreboard),
+    RM_TEST(test_sigterm_finishes_pending_then_exits),
+    RM_TEST(test_drain_flag_from_master_exits),
+    RM_TEST(test_exits_when_master_is_gone),
+    RM_TEST(test_json_escape_quotes_controls_and_bad_utf8),
+    {0},
+};
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    rm_log_init("test");
+    return rm_run_suite("gateway", tests);
+}
