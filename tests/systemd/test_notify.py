@@ -306,6 +306,7 @@ class SocketActivationTest(unittest.TestCase):
         self.assertTrue(t.is_alive(), "the client must be waiting in the backlog")
         d2 = self._start_with_fd3(lsock, ini)
         t.join(20)
+        lsock.close()
         self.assertEqual(result.get("r"), (200, b"while down"), f"{result} {d2.log()}")
 
 
