@@ -1,33 +1,43 @@
 #!/bin/bash
 # ocr_bench.sh - OCR requests/s and p50/p99 latency: ringmaster's `ocr` pool
-# (model loaded once per worker) against running Tesseract's own CLI once per
-# image, as a user would script it, on the same generated one-line images, in
-# one run.
+# (the model loaded once per worker) against running Tesseract's own CLI once
+# per image, as a user would script it, on the same generated one-line
+# images, in one run.
 #
-#   bench/ocr_bench.sh [SECONDS_PER_RINGMASTER_RUN] [CLI_PASSES]
+#   bench/ocr_bench.sh [SECONDS_PER_RINGMASTER_ROW] [ROUNDS]     (default 5 3)
 #
 # Rows:
 #   ringmaster ocr, 1 worker   client concurrency 1
 #   ringmaster ocr, 2 workers  client concurrency 2, then 4
 #   tesseract CLI per image    `tesseract IMG - --oem 1 --psm 6 -l eng`, one
-#                              process per image, sequentially (xargs -P1) and
-#                              2 at a time (xargs -P2); every image CLI_PASSES
-#                              times. req/s = images / wall time of the batch;
-#                              p50/p99 of each process's wall time.
-#   ... OMP_THREAD_LIMIT=1     the same CLI with OpenMP limited to one thread
-#                              (what the ocr handler does); skip: CLI_OMP1=0
-# then the ratios ringmaster / CLI at equal concurrency. Every answer is
-# checked (status 200, every expected word in the text); non-200s, wrong
-# texts and errors are counted in the table and detailed on stderr.
+#                              process per image, sequentially (xargs -P1)
+#                              and 2 at a time (xargs -P2), all 20 images
+#                              once per round. req/s = images / wall time
+#                              of the batch; latency = each process's wall.
+#   ..., OMP_THREAD_LIMIT=1    the same CLI with OpenMP limited to one thread,
+#                              as the ocr handler runs it (skip: CLI_OMP1=0)
+# The rows alternate, round after round (the 1- and 2-worker daemons both run
+# the whole time, the idle one costs nothing), so a burst of load from other
+# processes hits all of them alike. req/s = all requests / all timed wall
+# time, with the per-round min-max beside it; p50/p99/max over all rounds'
+# requests (nearest rank). CPU ms/req: CPU time of all ringmaster processes
+# (master, gateway, workers; not the client) or of the tesseract processes,
+# per request - what the work costs whatever else the machine is doing.
+# Then the ratios ringmaster / CLI at equal concurrency, and how much CPU
+# other processes took during the run (the noise).
 #
+# Every answer is checked: status 200 and every expected word in the text;
+# non-200s and wrong texts are counted in the table and detailed on stderr.
 # The ringmaster client is bench/ocr_client.py (python3 stdlib: threads, one
-# keep-alive http.client connection each, raw PNG bodies). V2=1 sends v2 JSON
-# (base64) instead.
+# keep-alive http.client connection each, raw PNG bodies; V2=1 sends v2 JSON
+# with base64 instead), 2 untimed warm-up requests per connection.
+#
 # Needs: python3, curl, tesseract (apt-get install -y tesseract-ocr), a built
-# ./ringmaster and ./tests/gen_text_image. Run from the build dir.
+# ./ringmaster, ./ringmasterctl and ./tests/gen_text_image. Run from the
+# build dir. Takes about (3 * SECONDS + 40) * ROUNDS seconds on 2 cores.
 set -euo pipefail
-secs=${1:-15}
-passes=${2:-2}
+secs=${1:-5}
+rounds=${2:-3}
 bin=${RINGMASTER:-./ringmaster}
 ctl=${RINGMASTERCTL:-./ringmasterctl}
 gen=${GEN_TEXT_IMAGE:-./tests/gen_text_image}
@@ -35,22 +45,48 @@ omp1=${CLI_OMP1:-1}
 here=$(cd "$(dirname "$0")" && pwd)
 client="$here/ocr_client.py"
 for t in python3 curl tesseract; do command -v $t >/dev/null || { echo "missing $t"; exit 2; }; done
-for f in "$bin" "$gen"; do [ -x "$f" ] || { echo "missing $f (make)"; exit 2; }; done
+for f in "$bin" "$ctl" "$gen"; do [ -x "$f" ] || { echo "missing $f (make)"; exit 2; }; done
+# An absolute path: a longer argv leaves room for the process titles.
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+hz=$(getconf CLK_TCK)
 
 tmp=$(mktemp -d)
-rm_pid=
-stop_rm() {
-    [ -n "$rm_pid" ] || return 0
-    kill -TERM "$rm_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$rm_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$rm_pid" 2>/dev/null || true
-    wait "$rm_pid" 2>/dev/null || true
-    rm_pid=
+declare -A rm_pid rm_port
+stop_rm() { # workers
+    local p=${rm_pid[$1]:-}
+    [ -n "$p" ] || return 0
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    rm_pid[$1]=
 }
-cleanup() { stop_rm; rm -rf "$tmp"; }
+cleanup() { for n in "${!rm_pid[@]}"; do stop_rm "$n"; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+# Busy and total jiffies of the whole machine (all CPUs), from /proc/stat.
+machine_cpu() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit }' /proc/stat; }
+# children_cpu VAR: CPU seconds so far of this shell's waited-for children
+# into VAR (bash `times`; not in $(...): a forked shell starts from zero).
+children_cpu() {
+    times >"$tmp/times"
+    printf -v "$1" '%s' "$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.3f", t }' "$tmp/times")"
+}
+# CPU seconds of a ringmaster: the master and its children.
+tree_cpu() {
+    local t=0 p
+    for p in "$1" $(ps -o pid= --ppid "$1"); do
+        # fields after "(comm) ": state is 1, utime 12, stime 13
+        t=$((t + $(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0)))
+    done
+    awk -v t="$t" -v hz="$hz" 'BEGIN { printf "%.3f", t / hz }'
+}
+
+run_t0=$EPOCHREALTIME
+read -r busy0 total0 < <(machine_cpu)
+children_cpu own0
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- images
 # 20 one-line images (leptonica's bitmap font, ~1300x120 PNG) and a manifest
@@ -87,11 +123,29 @@ done
 cut -f1 "$tmp/manifest" >"$tmp/list"
 nimg=$(wc -l <"$tmp/list")
 
+# ------------------------------------------------------------ results
+declare -A LABEL CONC CNT WALL NON WRONG ERR CPU RPS
+keys=()
+# add KEY LABEL CONC CPU_SECONDS < a result line of ocr_client.py
+add() {
+    local key=$1 line count=0 wall=0 rps=0 non200=0 wrong=0 errors=1 p50_ms= p99_ms= max_ms=
+    line=$(grep '^count=' || true)
+    [ -n "$line" ] && eval "$line"
+    if [ -z "${LABEL[$key]:-}" ]; then
+        keys+=("$key"); LABEL[$key]=$2; CONC[$key]=$3
+        CNT[$key]=0; WALL[$key]=0; NON[$key]=0; WRONG[$key]=0; ERR[$key]=0; CPU[$key]=0; RPS[$key]=
+    fi
+    CNT[$key]=$((CNT[$key] + count))
+    NON[$key]=$((NON[$key] + non200)); WRONG[$key]=$((WRONG[$key] + wrong)); ERR[$key]=$((ERR[$key] + errors))
+    WALL[$key]=$(awk -v a="${WALL[$key]}" -v b="$wall" 'BEGIN { print a + b }')
+    CPU[$key]=$(awk -v a="${CPU[$key]}" -v b="$4" 'BEGIN { print a + b }')
+    RPS[$key]+="$rps "
+}
+
 # ------------------------------------------------------------ ringmaster
 start_rm() { # workers
-    local n=$1 port
+    local n=$1 port t0=$EPOCHREALTIME
     port=$(free_port)
-    mkdir -p "$tmp/run$n"
     cat >"$tmp/rm$n.ini" <<INI
 [ringmaster]
 listen = 127.0.0.1:$port
@@ -103,54 +157,37 @@ workers = $n
 queue_depth = 64
 INI
     "$bin" -c "$tmp/rm$n.ini" 2>"$tmp/rm$n.log" &
-    rm_pid=$!
-    rm_port=$port
-    local t0=$EPOCHREALTIME
+    rm_pid[$n]=$!
+    rm_port[$n]=$port
     for _ in $(seq 300); do
         curl -sf "http://127.0.0.1:$port/v2/models/ocr/ready" >/dev/null 2>&1 && break
-        kill -0 "$rm_pid" 2>/dev/null || { echo "ringmaster exited:"; cat "$tmp/rm$n.log"; exit 1; }
-        sleep 0.1
+        kill -0 "${rm_pid[$n]}" 2>/dev/null || { echo "ringmaster exited:"; cat "$tmp/rm$n.log"; exit 1; }
+        sleep 0.05
     done
-    # The pool is ready with its first worker: wait for all n (status --json).
-    if [ -x "$ctl" ]; then
-        for _ in $(seq 100); do
-            "$ctl" -c "$tmp/rm$n.ini" status --json 2>/dev/null |
-                python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["pools"][0]["workers"]["ready"]+d["pools"][0]["workers"]["busy"]>='"$n"' else 1)' \
-                && break
-            sleep 0.1
-        done
-    fi
+    local t1=$EPOCHREALTIME
+    # The pool is ready with its first worker: wait for all n.
+    for _ in $(seq 200); do
+        "$ctl" -c "$tmp/rm$n.ini" status --json 2>/dev/null | python3 -c '
+import json, sys
+w = json.load(sys.stdin)["pools"][0]["workers"]
+sys.exit(0 if w["ready"] + w["busy"] >= '"$n"' else 1)' && break
+        sleep 0.05
+    done
     curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null ||
         { echo "ringmaster on port $port not ready:"; cat "$tmp/rm$n.log"; exit 1; }
-    echo "ringmaster ocr, $n worker(s): ready in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f", b-a}') s" >&2
-}
-
-declare -A R  # R[key]="count rps p50 p99 non200 wrong errors"
-rows=()
-parse() { # key label conc < client output
-    local key=$1 label=$2 conc=$3 line
-    line=$(grep '^count=' || true)
-    [ -n "$line" ] || { echo "no result for $label" >&2; line="count=0 rps=0 p50_ms=nan p99_ms=nan max_ms=nan non200=0 wrong=0 errors=1"; }
-    eval "local $line"
-    R[$key]="$label|$conc|$count|$rps|$p50_ms|$p99_ms|$max_ms|$non200|$wrong|$errors"
-    rows+=("$key")
+    echo "ringmaster, $n ocr worker(s): /v2/models/ocr/ready after $(elapsed "$t0" "$t1") s, all workers ready after $(elapsed "$t0" "$EPOCHREALTIME") s" >&2
 }
 
 rm_run() { # workers conc
-    local n=$1 c=$2 out
-    echo "-- ringmaster ocr, $n worker(s), concurrency $c, ${secs}s" >&2
-    out=$(python3 "$client" http --port "$rm_port" --manifest "$tmp/manifest" \
-        --duration "$secs" --concurrency "$c" --warmup 2 ${V2:+--v2} 2>"$tmp/client.err")
-    echo "   $out" >&2
-    sed 's/^/   /' "$tmp/client.err" >&2
-    parse "rm$n.$c" "ringmaster ocr, $n worker$([ "$n" = 1 ] || echo s)" "$c" <<<"$out"
-    if [ -x "$ctl" ]; then
-        "$ctl" -c "$tmp/rm$n.ini" status --json 2>/dev/null | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-w = [p for p in d["processes"] if p["role"] == "worker"]
-print("   served per worker (cumulative): " + ", ".join("pid %d: %d" % (p["pid"], p["served"]) for p in w))' >&2 || true
-    fi
+    local n=$1 c=$2 key=rm$1c$2 out c0 c1
+    c0=$(tree_cpu "${rm_pid[$n]}")
+    out=$(python3 "$client" http --port "${rm_port[$n]}" --manifest "$tmp/manifest" \
+        --duration "$secs" --concurrency "$c" --warmup 2 --lat "$tmp/$key.lat" ${V2:+--v2} \
+        2>"$tmp/client.err")
+    c1=$(tree_cpu "${rm_pid[$n]}")
+    echo "   ringmaster $n worker(s), concurrency $c: $out cpu_s=$(elapsed "$c0" "$c1")" >&2
+    sed 's/^/     /' "$tmp/client.err" >&2
+    add "$key" "ringmaster ocr, $n worker$([ "$n" = 1 ] || echo s)" "$c" "$(elapsed "$c0" "$c1")" <<<"$out"
 }
 
 # ------------------------------------------------------------ tesseract CLI
@@ -164,66 +201,87 @@ awk -v s="$s" -v e="$e" -v img="$1" -v out="$2" 'BEGIN { printf "%s %.1f %s\n", 
 SH
 chmod +x "$tmp/cli_one.sh"
 
-cli_run() { # parallel key label-suffix [VAR=value...]
-    local p=$1 key=$2 suffix=$3 t0 t1 out
+cli_run() { # parallel key label [VAR=value...]
+    local p=$1 key=$2 label=$3 t0 t1 out c0 c1
     shift 3
-    echo "-- tesseract CLI per image$suffix, xargs -P$p, $passes x $nimg images" >&2
     mkdir -p "$tmp/$key"
     : >"$tmp/$key.res"
-    for pass in $(seq "$passes"); do
-        while read -r img; do echo "$img $tmp/$key/$pass.$(basename "$img").txt $tmp/$key.res"; done <"$tmp/list"
-    done >"$tmp/$key.jobs"
+    while read -r img; do echo "$img $tmp/$key/$(basename "$img").txt $tmp/$key.res"; done <"$tmp/list" >"$tmp/$key.jobs"
+    children_cpu c0
     t0=$EPOCHREALTIME
     env "$@" xargs -P"$p" -n3 "$tmp/cli_one.sh" <"$tmp/$key.jobs"
     t1=$EPOCHREALTIME
-    out=$(python3 "$client" stats --manifest "$tmp/manifest" \
-        --wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" <"$tmp/$key.res" 2>"$tmp/client.err")
-    echo "   $out" >&2
-    sed 's/^/   /' "$tmp/client.err" >&2
-    parse "$key" "tesseract CLI per image$suffix" "$p" <<<"$out"
+    children_cpu c1
+    out=$(python3 "$client" stats --manifest "$tmp/manifest" --wall "$(elapsed "$t0" "$t1")" \
+        --lat "$tmp/$key.lat" <"$tmp/$key.res" 2>"$tmp/client.err")
+    echo "   $label, -P$p: $out cpu_s=$(elapsed "$c0" "$c1")" >&2
+    sed 's/^/     /' "$tmp/client.err" >&2
+    add "$key" "$label" "$p" "$(elapsed "$c0" "$c1")" <<<"$out"
 }
 
 # One untimed CLI run first: the model file is in the page cache for everyone.
 tesseract "$(head -1 "$tmp/list")" - --oem 1 --psm 6 -l eng >/dev/null 2>&1
 
 start_rm 1
-rm_run 1 1
-stop_rm
-cli_run 1 cli1 ""
 start_rm 2
-rm_run 2 2
-rm_run 2 4
-stop_rm
-cli_run 2 cli2 ""
-if [ "$omp1" = 1 ]; then
-    cli_run 1 cli1omp ", OMP_THREAD_LIMIT=1" OMP_THREAD_LIMIT=1
-    cli_run 2 cli2omp ", OMP_THREAD_LIMIT=1" OMP_THREAD_LIMIT=1
-fi
+for r in $(seq "$rounds"); do
+    echo "-- round $r/$rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+    rm_run 1 1
+    cli_run 1 cli1 "tesseract CLI per image"
+    rm_run 2 2
+    rm_run 2 4
+    cli_run 2 cli2 "tesseract CLI per image"
+    if [ "$omp1" = 1 ]; then
+        cli_run 1 cli1omp "tesseract CLI, OMP_THREAD_LIMIT=1" OMP_THREAD_LIMIT=1
+        cli_run 2 cli2omp "tesseract CLI, OMP_THREAD_LIMIT=1" OMP_THREAD_LIMIT=1
+    fi
+done
+for n in 1 2; do
+    echo "   ringmaster $n worker(s), served per worker: $("$ctl" -c "$tmp/rm$n.ini" status --json | python3 -c '
+import json, sys
+print(", ".join("pid %d: %d" % (p["pid"], p["served"]) for p in json.load(sys.stdin)["processes"] if p["role"] == "worker"))')" >&2
+    stop_rm "$n"
+done
 
 # ---------------------------------------------------------------- report
+read -r busy1 total1 < <(machine_cpu)
+children_cpu own1 # includes the ringmasters (waited for above)
+run_wall=$(elapsed "$run_t0" "$EPOCHREALTIME")
 echo
-echo "OCR: $nimg one-line PNGs (~$(du -cb "$tmp"/img/*.png | tail -1 | awk -v n="$nimg" '{printf "%.0f", $1/n/1024}') KiB each), ringmaster ${secs}s per row, CLI $passes pass(es); $(nproc) CPU(s)"
-printf '%-45s %4s %7s %7s %7s %7s %6s %7s %6s\n' mode conc req/s "p50 ms" "p99 ms" "max ms" count non200 wrong
-for k in "${rows[@]}"; do
-    IFS='|' read -r label conc count rps p50 p99 max non wrong errs <<<"${R[$k]}"
-    printf '%-45s %4s %7.2f %7.1f %7.1f %7.1f %6s %7s %6s\n' "$label" "$conc" "$rps" "$p50" "$p99" "$max" "$count" "$non" "$wrong"
-    [ "$errs" = 0 ] || echo "    ($errs connection errors/failed runs: see above)"
+echo "OCR: $nimg one-line PNGs (~$(du -cb "$tmp"/img/*.png | tail -1 | awk -v n="$nimg" '{printf "%.0f", $1/n/1024}') KiB each); $rounds round(s) of: ringmaster ${secs}s per row, CLI $nimg images per row; $(nproc) CPUs"
+printf '%-36s %4s %7s %13s %7s %7s %7s %8s %6s %6s %5s\n' mode conc req/s "(round range)" "p50 ms" "p99 ms" "max ms" "CPU ms/r" n non200 wrong
+order=(rm1c1 rm2c2 rm2c4 cli1 cli2 cli1omp cli2omp)
+for k in "${order[@]}"; do
+    [ -n "${LABEL[$k]:-}" ] || continue
+    read -r _ p50_ms p99_ms max_ms < <(python3 "$client" pct "$tmp/$k.lat" | tr '=' ' ' | awk '{print $2, $4, $6, $8}')
+    rps=$(awk -v c="${CNT[$k]}" -v w="${WALL[$k]}" 'BEGIN { printf "%.2f", (w > 0 ? c / w : 0) }')
+    range=$(tr ' ' '\n' <<<"${RPS[$k]}" | awk 'NF { if (min == "" || $1 < min) min = $1; if ($1 > max) max = $1 } END { printf "%.1f-%.1f", min, max }')
+    cpu=$(awk -v c="${CPU[$k]}" -v n="${CNT[$k]}" 'BEGIN { printf "%.1f", n ? c * 1000 / n : 0 }')
+    printf '%-36s %4s %7s %13s %7s %7s %7s %8s %6s %6s %5s\n' "${LABEL[$k]}" "${CONC[$k]}" "$rps" "($range)" \
+        "$p50_ms" "$p99_ms" "$max_ms" "$cpu" "${CNT[$k]}" "${NON[$k]}" "${WRONG[$k]}"
+    [ "${ERR[$k]}" = 0 ] || echo "    (${ERR[$k]} connection errors / failed runs: see above)"
+    eval "rps_$k=$rps p50_$k=$p50_ms cpu_$k=$cpu"
 done
-field() { IFS='|' read -r -a f <<<"${R[$1]}"; echo "${f[$2]}"; }
-ratio() { # label rm-key cli-key
-    awk -v a="$(field "$2" 3)" -v b="$(field "$3" 3)" -v pa="$(field "$2" 4)" -v pb="$(field "$3" 4)" -v l="$1" \
-        'BEGIN { printf "ratio ringmaster / CLI, %s: req/s x%.2f, p50 latency x%.2f\n", l, a / b, pa / pb }'
-}
 echo
-ratio "concurrency 1 (1 worker vs sequential)" rm1.1 cli1
-ratio "concurrency 2 (2 workers vs xargs -P2)" rm2.2 cli2
+ratio() { # label rm-key cli-key
+    local a=rps_$2 b=rps_$3 pa=p50_$2 pb=p50_$3 ca=cpu_$2 cb=cpu_$3
+    awk -v a="${!a}" -v b="${!b}" -v pa="${!pa}" -v pb="${!pb}" -v ca="${!ca}" -v cb="${!cb}" -v l="$1" \
+        'BEGIN { printf "ringmaster / CLI, %s: req/s x%.1f, p50 latency x%.3f, CPU per request x%.3f\n", l, a / b, pa / pb, ca / cb }'
+}
+ratio "concurrency 1 (1 worker vs sequential)" rm1c1 cli1
+ratio "concurrency 2 (2 workers vs xargs -P2)" rm2c2 cli2
 if [ "$omp1" = 1 ]; then
-    ratio "concurrency 1, vs CLI with OMP_THREAD_LIMIT=1" rm1.1 cli1omp
-    ratio "concurrency 2, vs CLI with OMP_THREAD_LIMIT=1" rm2.2 cli2omp
+    ratio "concurrency 1, CLI with OMP_THREAD_LIMIT=1" rm1c1 cli1omp
+    ratio "concurrency 2, CLI with OMP_THREAD_LIMIT=1" rm2c2 cli2omp
 fi
-# Anything the daemon logged above info level.
-if grep -hiE 'warn|error|crit|died|killed|timeout' "$tmp"/rm*.log >/dev/null 2>&1; then
+awk -v b="$((busy1 - busy0))" -v t="$((total1 - total0))" -v own="$(elapsed "$own0" "$own1")" -v hz="$hz" \
+    -v w="$run_wall" -v l0="$load0" -v l1="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
+    other = b / hz - own; if (other < 0) other = 0
+    printf "noise: in %.0f s, the machine had %.0f CPU-s; this bench used %.0f, other processes %.0f (%.0f%%); load average %s -> %s\n",
+        w, t / hz, own, other, 100 * other / (t / hz), l0, l1 }'
+# Anything the daemons logged at warning level or above.
+if grep -hE ': (warning|warn|error|crit|alert|emerg):' "$tmp"/rm*.log >/dev/null 2>&1; then
     echo
-    echo "ringmaster log (warnings/errors):"
-    grep -hiE 'warn|error|crit|died|killed|timeout' "$tmp"/rm*.log | head -20
+    echo "ringmaster log (warnings and errors):"
+    grep -hE ': (warning|warn|error|crit|alert|emerg):' "$tmp"/rm*.log | head -20
 fi

@@ -14,10 +14,16 @@
       by ocr_bench.sh): images/s = lines / wall, p50/p99 of MS, and the same
       word check on each TEXTFILE.
 
+  ocr_client.py pct FILE
+      count, p50, p99 and max of the latencies in FILE (ms, one a line), as
+      appended by --lat: pools several rounds.
+
 The manifest has one image per line: PATH<TAB>expected text.
-Both commands print one line of key=value results, then details of any
+http and stats print one line of key=value results, then details of any
 non-200 answer or wrong text on stderr:
-  count=N rps=R p50_ms=X p99_ms=Y non200=K wrong=W errors=E
+  count=N wall=S rps=R p50_ms=X p99_ms=Y max_ms=Z non200=K wrong=W errors=E
+--lat FILE appends every latency to FILE, for `pct` over several rounds.
+Percentiles are nearest-rank.
 """
 import argparse
 import base64
@@ -60,11 +66,14 @@ def percentile(sorted_vals, q):
     return sorted_vals[int(k) - 1]
 
 
-def report(lat_ms, wall, non200, wrong, errors):
+def report(lat_ms, wall, non200, wrong, errors, lat_file=None):
     lat = sorted(lat_ms)
     n = len(lat)
-    print("count=%d rps=%.2f p50_ms=%.1f p99_ms=%.1f max_ms=%.1f non200=%d wrong=%d errors=%d"
-          % (n, n / wall if wall > 0 else 0.0, percentile(lat, 50), percentile(lat, 99),
+    if lat_file:
+        with open(lat_file, "a") as f:
+            f.writelines("%.3f\n" % v for v in lat_ms)
+    print("count=%d wall=%.3f rps=%.2f p50_ms=%.1f p99_ms=%.1f max_ms=%.1f non200=%d wrong=%d errors=%d"
+          % (n, wall, n / wall if wall > 0 else 0.0, percentile(lat, 50), percentile(lat, 99),
              lat[-1] if lat else float("nan"), len(non200), len(wrong), len(errors)))
     for status, body in non200[:10]:
         print("  non-200: %d %s" % (status, body[:300]), file=sys.stderr)
@@ -170,7 +179,7 @@ def cmd_http(args):
     for t in threads:
         t.join()
     wall = time.perf_counter() - t_state["t0"]
-    report(lat_ms, wall, non200, wrong, errors)
+    report(lat_ms, wall, non200, wrong, errors, args.lat)
     return 0
 
 
@@ -192,7 +201,15 @@ def cmd_stats(args):
         miss = missing_words(images.get(img, ""), text)
         if miss:
             wrong.append((img, miss, text))
-    report(lat_ms, args.wall, [], wrong, errors)
+    report(lat_ms, args.wall, [], wrong, errors, args.lat)
+    return 0
+
+
+def cmd_pct(args):
+    with open(args.file) as f:
+        lat = sorted(float(x) for x in f if x.strip())
+    print("count=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f"
+          % (len(lat), percentile(lat, 50), percentile(lat, 99), lat[-1] if lat else float("nan")))
     return 0
 
 
@@ -211,11 +228,15 @@ def main():
     h.add_argument("--warmup", type=int, default=2, help="untimed requests per thread first")
     h.add_argument("--timeout", type=float, default=60.0)
     h.add_argument("--v2", action="store_true", help="send v2 JSON (base64) instead of raw PNG")
+    h.add_argument("--lat", help="append every timed latency (ms) to this file")
     s = sub.add_parser("stats")
     s.add_argument("--manifest", required=True)
     s.add_argument("--wall", type=float, required=True)
+    s.add_argument("--lat", help="append every latency (ms) to this file")
+    q = sub.add_parser("pct")
+    q.add_argument("file", help="latencies (ms), one a line")
     args = ap.parse_args()
-    return cmd_http(args) if args.cmd == "http" else cmd_stats(args)
+    return {"http": cmd_http, "stats": cmd_stats, "pct": cmd_pct}[args.cmd](args)
 
 
 if __name__ == "__main__":

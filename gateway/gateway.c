@@ -68,6 +68,7 @@ static void gw_cleanup(struct gw *gw)
 
 static _Noreturn void gw_exit(struct gw *gw, int code)
 {
+    /* release: pairs with the master's acquire load of our state */
     atomic_store_explicit(&gw->sb->state, RM_PROC_DRAINING, memory_order_release);
     gw_cleanup(gw);
     exit(code);
@@ -247,14 +248,22 @@ static void begin_drain(struct gw *gw, const char *why)
     gw->drain_start_ns = gw->now;
     /* release: pairs with the master's acquire load of our state */
     atomic_store_explicit(&gw->sb->state, RM_PROC_DRAINING, memory_order_release);
-    listeners_set(gw, false);
-    for (size_t i = 0; i < gw->nlisten; i++) {
-        if (gw->lfds[i] >= 0)
-            close(gw->lfds[i]);
-        gw->lfds[i] = -1;
+    /* A graceful stop of the whole server (draining in the header, acquire:
+     * pairs with the master's release store): keep accepting while requests
+     * finish, so that probes and new requests get a 503 instead of hanging
+     * in the backlog. This gateway alone retired: leave the listening
+     * sockets to the others. */
+    bool all = atomic_load_explicit(&gw->seg->hdr->draining, memory_order_acquire);
+    if (!all) {
+        listeners_set(gw, false);
+        for (size_t i = 0; i < gw->nlisten; i++) {
+            if (gw->lfds[i] >= 0)
+                close(gw->lfds[i]);
+            gw->lfds[i] = -1;
+        }
     }
-    rm_notice("draining (%s): %u connections open, %u requests pending", why, gw->nactive,
-              gw->npending);
+    rm_notice("draining (%s): %u connections open, %u requests pending%s", why, gw->nactive,
+              gw->npending, all ? ", still answering new connections with 503" : "");
 }
 
 /* ------------------------------------------------------------------ timeouts */
@@ -293,7 +302,10 @@ static void check_timeout(struct gw *gw, struct gw_conn *c)
             timeout_408(gw, c, "request body stalled");
         break;
     case GW_IDLE:
-        if (gw->draining || now - c->phase_start_ns > gw->idle_timeout_ns)
+        /* Draining: idle keep-alive connections go; a brand-new one gets a
+         * moment for its first request (a probe during a graceful stop). */
+        if (now - c->phase_start_ns > gw->idle_timeout_ns ||
+            (gw->draining && (c->answers > 0 || now - c->phase_start_ns > GW_DRAIN_FRESH_NS)))
             gw_conn_close(gw, c);
         break;
     default:
@@ -301,8 +313,8 @@ static void check_timeout(struct gw *gw, struct gw_conn *c)
     }
 }
 
-/* Returns how many connections still have something to do (open and not
- * lingering). */
+/* Returns how many connections hold a request in a slot or an answer not
+ * yet written: what a draining gateway waits for. */
 static unsigned check_timeouts(struct gw *gw)
 {
     unsigned busy = 0;
@@ -310,7 +322,7 @@ static unsigned check_timeouts(struct gw *gw)
     for (struct gw_conn *c = gw->active; c; c = next) {
         next = c->next;
         check_timeout(gw, c);
-        if (c->fd >= 0 && c->phase != GW_LINGER)
+        if (c->fd >= 0 && (c->phase == GW_WAIT || c->out_off < c->out.len))
             busy++;
     }
     return busy;
@@ -335,7 +347,7 @@ static void on_tick(struct gw *gw)
         begin_drain(gw, "asked by the master");
     gw_pools_refresh(gw);
     gw_pending_scan(gw);
-    if (gw->accept_paused && !gw->draining) {
+    if (gw->accept_paused) {
         gw->accept_paused = false;
         listeners_set(gw, true);
     }
@@ -343,7 +355,8 @@ static void on_tick(struct gw *gw)
     if (++gw->ticks % GW_TIMEOUT_TICKS == 0 || gw->draining)
         busy = check_timeouts(gw);
     if (gw->draining) {
-        /* Every answer is out: lingering closes need not hold the exit. */
+        /* Every accepted request is answered and written. Connections still
+         * lingering or half-read (a request not yet complete) are dropped. */
         if (busy == 0) {
             rm_info("drained: exiting");
             gw_exit(gw, 0);
@@ -490,8 +503,7 @@ int rm_gateway_main(const struct rm_gw_ctx *ctx)
                 on_conn_event(gw, d, evs[i].events);
                 break;
             case EVK_LISTEN:
-                if (!gw->draining)
-                    on_accept(gw, (size_t)(d & 0xffffffffu));
+                on_accept(gw, (size_t)(d & 0xffffffffu));
                 break;
             case EVK_WAKE:
                 on_wake(gw);

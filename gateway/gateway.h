@@ -27,9 +27,23 @@ struct rm_gw_ctx {
     pid_t master_pid;
 };
 
-/* Run the gateway until told to stop (SIGTERM or RM_SBF_DRAIN: stop
- * accepting, finish in-flight requests, close) or its master dies.
- * Returns the process exit code. */
+/*
+ * Run the gateway. Never returns: it exit()s.
+ *  - exit 0 when drained: after SIGTERM/SIGINT/SIGQUIT or RM_SBF_DRAIN it
+ *    stops taking new work (keep-alive connections close; new inference is
+ *    503 once the header says draining), answers every pending request, and
+ *    exits when none is left or after cfg->shutdown_timeout. During a
+ *    whole-server stop (hdr->draining set) it keeps accepting, so probes and
+ *    new requests get a 503 instead of hanging; when only this gateway is
+ *    retired it closes its listening sockets at once. A second stop signal:
+ *    exit at once (the master's recovery frees our slots).
+ *  - exit 0 when its master is gone (getppid() != master_pid, checked every
+ *    20 ms).
+ *  - exit 1 when setup fails (logged with the failing syscall).
+ * Expects: rm_log_init() already called; the caller's signal mask may be
+ * anything (it installs its own: TERM/INT/QUIT blocked for a signalfd, PIPE
+ * and HUP ignored). PR_SET_PDEATHSIG is the caller's to set.
+ */
 int rm_gateway_main(const struct rm_gw_ctx *ctx);
 
 #endif

@@ -293,8 +293,14 @@ void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *c
         gw_buf_put(o, "\r\nContent-Type: ", 16);
         gw_buf_puts(o, ctype);
     }
-    gw_buf_put(o, "\r\nContent-Length: ", 18);
-    gw_buf_put_u64(o, len);
+    /* 204 and 304 (a handler may choose them) carry neither body nor length */
+    bool bodyless = status == 204 || status == 304;
+    if (bodyless) {
+        len = 0;
+    } else {
+        gw_buf_put(o, "\r\nContent-Length: ", 18);
+        gw_buf_put_u64(o, len);
+    }
     if (keep)
         gw_buf_put(o, "\r\nConnection: keep-alive\r\n", 26);
     else
@@ -314,6 +320,7 @@ void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *c
         c->broken = true;
     }
     gw_buf_reset(&c->body, GW_BUF_KEEP);
+    c->answers++;
     if (!keep) {
         c->close_after = true;
         return;
@@ -375,6 +382,7 @@ void gw_conn_start(struct gw *gw, struct gw_conn *c)
     c->out.oom = false;
     c->out_off = 0;
     c->slot = RM_NO_SLOT;
+    c->answers = 0;
     c->pnext = c->pprev = NULL;
     req_reset(c);
 }

@@ -38,6 +38,7 @@
 #define GW_BUF_KEEP (64u * 1024u)            /* larger buffers freed after the request */
 #define GW_LINGER_NS (2000ull * 1000000u)    /* read-and-discard after our close */
 #define GW_STUCK_GRACE_NS (10000ull * 1000000u) /* RUNNING this long past deadline: give up */
+#define GW_DRAIN_FRESH_NS (1000ull * 1000000u) /* draining: wait this long for a first request */
 #define GW_MAX_EVENTS 256
 #define GW_ACCEPT_BURST 64
 #define GW_ERRMSG_MAX 1024                   /* handler message bytes put in a 500 */
@@ -111,6 +112,7 @@ struct gw_conn {
     uint64_t last_read_ns;
     uint64_t last_write_ns;   /* last write progress (stalled readers) */
     uint64_t linger_until_ns;
+    uint32_t answers;         /* answers queued on this connection */
 
     http_parser parser;
     size_t in_off;            /* parsed up to here */

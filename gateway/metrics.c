@@ -146,6 +146,7 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
     family(b, "ringmaster_up", "gauge", "1 while ringmaster answers.");
     gw_buf_puts(b, "ringmaster_up 1\n");
     family(b, "ringmaster_draining", "gauge", "1 once a graceful stop has begun.");
+    /* acquire: pairs with the master's release store of draining */
     gw_buf_printf(b, "ringmaster_draining %u\n",
                   (atomic_load_explicit(&h->draining, memory_order_acquire) || gw->draining) ? 1u : 0u);
 

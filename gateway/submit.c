@@ -43,7 +43,8 @@ static bool pool_valid(const struct rm_seg *seg, const struct rm_shm_pool *p)
     uint32_t n = p->nslots;
     if (n == 0 || n > RM_RING_MAX_VALUE || p->max_req == 0 || p->max_resp == 0)
         return false;
-    if (p->max_req > UINT64_MAX / n || p->max_resp > UINT64_MAX / n)
+    if (p->req_stride < p->max_req || p->resp_stride < p->max_resp ||
+        p->req_stride > UINT64_MAX / n || p->resp_stride > UINT64_MAX / n)
         return false;
     uint32_t cells = rm_ring_size_for(n * 2u);
     if (cells == 0 || p->ring_off % RM_CACHELINE || p->states_off % 8 || p->meta_off % 8)
@@ -51,8 +52,8 @@ static bool pool_valid(const struct rm_seg *seg, const struct rm_shm_pool *p)
     if (!range_ok(p->ring_off, rm_ring_bytes(cells), size) ||
         !range_ok(p->states_off, (uint64_t)n * sizeof(uint64_t), size) ||
         !range_ok(p->meta_off, (uint64_t)n * sizeof(struct rm_slot_meta), size) ||
-        !range_ok(p->req_off, (uint64_t)n * p->max_req, size) ||
-        !range_ok(p->resp_off, (uint64_t)n * p->max_resp, size))
+        !range_ok(p->req_off, (uint64_t)n * p->req_stride, size) ||
+        !range_ok(p->resp_off, (uint64_t)n * p->resp_stride, size))
         return false;
     const struct rm_ring *r = rm_pool_ring(seg, p);
     return r->size == cells && r->mask == cells - 1;
@@ -80,6 +81,7 @@ const char *gw_pool_not_ready(const struct gw *gw, unsigned i,
     if (i >= RM_SHM_MAX_POOLS || !gw->pools[i].active || !gw->pools[i].valid)
         return "not available";
     const struct rm_shm_pool *p = rm_seg_pool(gw->seg, i);
+    /* acquire: pairs with the master's release store of failed */
     if (atomic_load_explicit(&p->failed, memory_order_acquire))
         return "failed to load";
     if (counts[i][RM_PROC_READY] + counts[i][RM_PROC_BUSY] == 0)
@@ -112,6 +114,17 @@ void gw_pools_refresh(struct gw *gw)
             gp->cursor = 0;
         gp->has_worker = counts[i][RM_PROC_READY] + counts[i][RM_PROC_BUSY] > 0;
     }
+}
+
+/* The per-tick cache said no worker: look again before refusing, so that an
+ * inference sent right after a readiness 200 (which scans fresh) is not
+ * refused. Only the refusal path pays for the scan. */
+static bool pool_has_worker_now(struct gw *gw, unsigned pi)
+{
+    unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES];
+    gw_scan_workers(gw, counts);
+    gw->pools[pi].has_worker = counts[pi][RM_PROC_READY] + counts[pi][RM_PROC_BUSY] > 0;
+    return gw->pools[pi].has_worker;
 }
 
 int gw_pool_find(const struct gw *gw, const char *name, size_t len)
@@ -192,6 +205,7 @@ void gw_submit(struct gw *gw, struct gw_conn *c)
     struct gw_pool *gp = &gw->pools[pi];
     struct rm_shm_pool *p = rm_seg_pool(seg, pi);
 
+    /* acquire: pairs with the master's release store of active */
     if (!gp->valid || !atomic_load_explicit(&p->active, memory_order_acquire)) {
         reject(gw, c, pi, "model not available");
         return;
@@ -218,7 +232,7 @@ void gw_submit(struct gw *gw, struct gw_conn *c)
         reject(gw, c, pi, "model failed to load");
         return;
     }
-    if (!gp->has_worker) {
+    if (!gp->has_worker && !pool_has_worker_now(gw, pi)) {
         reject(gw, c, pi, "no ready worker");
         return;
     }

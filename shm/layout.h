@@ -149,8 +149,10 @@ struct rm_shm_pool {
     uint32_t max_attempts;
     uint32_t handler_kind;      /* index into the metadata table, gateway.c */
     uint64_t request_timeout_ns;
-    uint64_t max_req;           /* max_request_size */
-    uint64_t max_resp;          /* max_response_size */
+    uint64_t max_req;           /* max_request_size, exact (413 above it) */
+    uint64_t max_resp;          /* max_response_size, exact */
+    uint64_t req_stride;        /* bytes between request areas (max_req rounded up to 64) */
+    uint64_t resp_stride;
     uint64_t ring_off;          /* struct rm_ring */
     uint64_t states_off;        /* _Atomic uint64_t[nslots] */
     uint64_t meta_off;          /* struct rm_slot_meta[nslots] */

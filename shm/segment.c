@@ -133,8 +133,10 @@ int rm_seg_pool_add(struct rm_seg *seg, unsigned idx, const struct rm_pool_spec 
     p->nslots = s->nslots;
     p->max_attempts = s->max_attempts;
     p->request_timeout_ns = s->request_timeout_ns;
-    p->max_req = ALIGN_UP(s->max_req, 64);
-    p->max_resp = ALIGN_UP(s->max_resp, 64);
+    p->max_req = s->max_req;
+    p->max_resp = s->max_resp;
+    p->req_stride = ALIGN_UP(s->max_req, 64);
+    p->resp_stride = ALIGN_UP(s->max_resp, 64);
     p->ring_off = off;
     off += ALIGN_UP(rm_ring_bytes(cells), PAGE);
     p->states_off = off;
@@ -142,9 +144,9 @@ int rm_seg_pool_add(struct rm_seg *seg, unsigned idx, const struct rm_pool_spec 
     p->meta_off = off;
     off += ALIGN_UP((uint64_t)s->nslots * sizeof(struct rm_slot_meta), PAGE);
     p->req_off = off;
-    off += ALIGN_UP((uint64_t)s->nslots * p->max_req, PAGE);
+    off += ALIGN_UP((uint64_t)s->nslots * p->req_stride, PAGE);
     p->resp_off = off;
-    off += ALIGN_UP((uint64_t)s->nslots * p->max_resp, PAGE);
+    off += ALIGN_UP((uint64_t)s->nslots * p->resp_stride, PAGE);
     seg->arena_used += need;
 
     rm_ring_init(rm_pool_ring(seg, p), cells);
@@ -217,10 +219,11 @@ int rm_seg_validate(const void *base, size_t size, char *err, size_t errlen)
             !check_range(p->ring_off, rm_ring_bytes((uint32_t)cells), size) ||
             !check_range(p->states_off, (uint64_t)p->nslots * 8, size) ||
             !check_range(p->meta_off, (uint64_t)p->nslots * sizeof(struct rm_slot_meta), size) ||
-            (p->max_req && (uint64_t)p->nslots > UINT64_MAX / p->max_req) ||
-            (p->max_resp && (uint64_t)p->nslots > UINT64_MAX / p->max_resp) ||
-            !check_range(p->req_off, (uint64_t)p->nslots * p->max_req, size) ||
-            !check_range(p->resp_off, (uint64_t)p->nslots * p->max_resp, size) ||
+            p->req_stride < p->max_req || p->resp_stride < p->max_resp ||
+            (p->req_stride && (uint64_t)p->nslots > UINT64_MAX / p->req_stride) ||
+            (p->resp_stride && (uint64_t)p->nslots > UINT64_MAX / p->resp_stride) ||
+            !check_range(p->req_off, (uint64_t)p->nslots * p->req_stride, size) ||
+            !check_range(p->resp_off, (uint64_t)p->nslots * p->resp_stride, size) ||
             p->ring_off < h->arena_off || p->ring_off % RM_CACHELINE) {
             snprintf(err, errlen, "pool %u: offsets out of bounds", i);
             return -1;

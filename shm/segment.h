@@ -85,11 +85,11 @@ static inline struct rm_slot_meta *rm_pool_meta(const struct rm_seg *seg, const 
 }
 static inline unsigned char *rm_pool_req(const struct rm_seg *seg, const struct rm_shm_pool *p, uint32_t slot)
 {
-    return seg->base + p->req_off + (uint64_t)slot * p->max_req;
+    return seg->base + p->req_off + (uint64_t)slot * p->req_stride;
 }
 static inline unsigned char *rm_pool_resp(const struct rm_seg *seg, const struct rm_shm_pool *p, uint32_t slot)
 {
-    return seg->base + p->resp_off + (uint64_t)slot * p->max_resp;
+    return seg->base + p->resp_off + (uint64_t)slot * p->resp_stride;
 }
 static inline struct rm_gw_stats *rm_seg_gw_stats(const struct rm_seg *seg, unsigned gw, unsigned pool)
 {

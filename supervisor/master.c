@@ -234,6 +234,7 @@ static int spawn(unsigned sb, int role, unsigned pool, unsigned index)
         max_requests = mr + (unsigned)((uint64_t)rand() % (mr / 4 + 1));
     }
 
+    fflush(NULL); /* a child's exit() must not flush the master's buffers again */
     pid_t pid = fork();
     if (pid < 0) {
         rm_err("fork: %s", strerror(errno));

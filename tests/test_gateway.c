@@ -195,7 +195,7 @@ static void stop(void)
 
 /* ------------------------------------------------------------------ the fake worker */
 
-enum { W_ECHO, W_ERROR, W_CRASHED };
+enum { W_ECHO, W_ERROR, W_CRASHED, W_204, W_EVIL_CTYPE };
 static int worker_mode = W_ECHO;
 
 /* Run everything on pool 0's ring. Returns how many requests it answered. */
@@ -226,6 +226,15 @@ static int worker_serve(void)
             memcpy(resp, msg, sizeof msg - 1);
             m->resp_len = sizeof msg - 1;
             m->error = 500;
+        } else if (worker_mode == W_204) {
+            memcpy(resp, "junk", 4);
+            m->resp_len = 4;
+            m->resp_status = 204;
+        } else if (worker_mode == W_EVIL_CTYPE) {
+            memcpy(resp, "ok", 2);
+            m->resp_len = 2;
+            m->resp_status = 201;
+            snprintf(m->resp_ctype, sizeof m->resp_ctype, "text/plain\r\nX-Evil: 1");
         } else {
             m->resp_len = 0;
             m->error = 502;
@@ -801,6 +810,21 @@ static void test_queue_full_is_503_with_retry_after(void)
     stop();
 }
 
+static void test_infer_right_after_worker_ready_is_served(void)
+{
+    start();
+    atomic_store(&worker_entry()->state, RM_PROC_STARTING);
+    sleep_ms(100);  /* the gateway's per-tick cache now says: no worker */
+    atomic_store(&worker_entry()->state, RM_PROC_READY);
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", "at once"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT_STRING_EQUAL(r1.body, "at once");
+    client_close(c);
+    stop();
+}
+
 static void test_no_ready_worker_or_draining_is_503(void)
 {
     start();
@@ -1069,6 +1093,28 @@ static void test_every_attempt_crashed_is_502(void)
     stop();
 }
 
+static void test_handler_status_and_content_type_are_sanitized(void)
+{
+    start();
+    struct client *c = client_open();
+    worker_mode = W_204;
+    client_sends(c, infer("echo", "text/plain", "x"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 204);
+    CU_ASSERT_EQUAL(r1.body_len, 0);
+    CU_ASSERT_PTR_NULL(header(&r1, "content-length"));
+    worker_mode = W_EVIL_CTYPE;
+    client_sends(c, infer("echo", "text/plain", "x"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r2, true), 0);
+    worker_mode = W_ECHO;
+    CU_ASSERT_EQUAL(r2.status, 201);
+    CU_ASSERT_STRING_EQUAL(r2.body, "ok");
+    CU_ASSERT_PTR_NULL(header(&r2, "x-evil"));
+    CU_ASSERT(header_is(&r2, "content-type", "application/octet-stream"));
+    client_close(c);
+    stop();
+}
+
 static void test_slowloris_cut_after_header_timeout(void)
 {
     struct opts o = {.header_timeout_ms = 300};
@@ -1204,6 +1250,42 @@ static void test_sigterm_finishes_pending_then_exits(void)
     stop();
 }
 
+static void test_graceful_stop_answers_new_connections_with_503(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", "running"));
+    CU_ASSERT_FATAL(wait_slots(RM_SLOT_QUEUED, 1, 2000));
+    /* what the master does on SIGTERM */
+    atomic_store(&seg.hdr->draining, 1);
+    atomic_fetch_or(&rm_seg_sb(&seg, 0)->flags, RM_SBF_DRAIN);
+    kill(gw_pid, SIGTERM);
+    uint64_t until = ms_now() + 1000;
+    while (atomic_load(&rm_seg_sb(&seg, 0)->state) != RM_PROC_DRAINING && ms_now() < until)
+        sleep_ms(2);
+    /* new connections are still answered, with 503 */
+    struct client *probe = client_open();
+    client_sends(probe, get("/v2/health/ready"));
+    CU_ASSERT_EQUAL_FATAL(client_read(probe, &r2, false), 0);
+    CU_ASSERT_EQUAL(r2.status, 503);
+    CU_ASSERT(json_str_is(&r2, "reason", "draining"));
+    CU_ASSERT(header_is(&r2, "connection", "close"));
+    client_close(probe);
+    probe = client_open();
+    client_sends(probe, infer("echo", "text/plain", "late"));
+    CU_ASSERT_EQUAL_FATAL(client_read(probe, &r3, false), 0);
+    CU_ASSERT_EQUAL(r3.status, 503);
+    CU_ASSERT(header_is(&r3, "retry-after", "1"));
+    client_close(probe);
+    /* the accepted request finishes, then the gateway exits */
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT_STRING_EQUAL(r1.body, "running");
+    CU_ASSERT_EQUAL(wait_gateway(2000), 0);
+    client_close(c);
+    stop();
+}
+
 static void test_drain_flag_from_master_exits(void)
 {
     start();
@@ -1249,6 +1331,7 @@ static const rm_test tests[] = {
     RM_TEST(test_content_type_over_127_bytes_is_400),
     RM_TEST(test_queue_full_is_503_with_retry_after),
     RM_TEST(test_no_ready_worker_or_draining_is_503),
+    RM_TEST(test_infer_right_after_worker_ready_is_served),
     RM_TEST(test_health_live_and_ready_from_shm),
     RM_TEST(test_server_and_model_metadata),
     RM_TEST(test_metrics_text_has_families),
@@ -1257,6 +1340,7 @@ static const rm_test tests[] = {
     RM_TEST(test_deadline_in_queue_is_504),
     RM_TEST(test_handler_error_is_500_with_message),
     RM_TEST(test_every_attempt_crashed_is_502),
+    RM_TEST(test_handler_status_and_content_type_are_sanitized),
     RM_TEST(test_slowloris_cut_after_header_timeout),
     RM_TEST(test_idle_keepalive_closed_after_idle_timeout),
     RM_TEST(test_expect_100_continue),
@@ -1264,6 +1348,7 @@ static const rm_test tests[] = {
     RM_TEST(test_connections_over_max_get_503),
     RM_TEST(test_heartbeat_and_ready_state_in_scoreboard),
     RM_TEST(test_sigterm_finishes_pending_then_exits),
+    RM_TEST(test_graceful_stop_answers_new_connections_with_503),
     RM_TEST(test_drain_flag_from_master_exits),
     RM_TEST(test_exits_when_master_is_gone),
     RM_TEST(test_json_escape_quotes_controls_and_bad_utf8),

@@ -20,6 +20,7 @@ are ever signalled.
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -117,6 +118,25 @@ def children(ppid):
             continue
         out.append((pid, title))
     return sorted(out)
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metric_sum(text, name, **labels):
+    """Sum of the samples of a Prometheus text exposition called name whose
+    labels include labels; None if there is none."""
+    total, found = 0.0, False
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if not m or m.group(1) != name:
+            continue
+        have = dict(_LABEL.findall(m.group(2) or ""))
+        if all(have.get(k) == str(v) for k, v in labels.items()):
+            found = True
+            total += float(m.group(3))
+    return total if found else None
 
 
 # ------------------------------------------------------------------ raw HTTP
@@ -422,6 +442,14 @@ class Server:
 
     def raw(self, timeout=10.0):
         return RawConn(self.port, timeout)
+
+    def metric(self, name, **labels):
+        """Sum of the /metrics samples called name whose labels include
+        labels; None if there is no such sample."""
+        st, _, body = self.http("GET", "/metrics")
+        if st != 200:
+            raise AssertionError("GET /metrics: %d %r" % (st, body[:200]))
+        return metric_sum(body.decode("utf-8"), name, **labels)
 
     # ---- ringmasterctl
 

@@ -27,6 +27,13 @@ class ChaosFailures(ServerTestCase):
             return set(pids) if st["ready"] + st["busy"] == n and len(pids) == n else None
         return wait_for(ok, timeout, what="%d ready workers in pool %s" % (n, pool))
 
+    def assertMetric(self, srv, value, name, **labels):
+        """The metric reaches value (counters of the master lag a tick)."""
+        try:
+            wait_for(lambda: srv.metric(name, **labels) == value, 3)
+        except AssertionError:
+            self.fail("%s%r is %r, expected %r" % (name, labels, srv.metric(name, **labels), value))
+
     def worker_pids_in_status(self, srv):
         return {p["pid"]: p for p in srv.status_json()["processes"] if p["role"] == "worker"}
 
@@ -48,6 +55,9 @@ class ChaosFailures(ServerTestCase):
         # The answer came from a live worker: the survivors served it.
         served = sum(p["served"] for p in procs.values())
         self.assertEqual(served, 1, "live workers' served counters: %r" % procs)
+        self.assertMetric(srv, 1, "ringmaster_restarts_total", pool="chaos", reason="crashed")
+        self.assertMetric(srv, 1, "ringmaster_retried_requests_total", pool="chaos")
+        self.assertMetric(srv, 1, "ringmaster_requests_total", pool="chaos", outcome="ok")
 
     def test_crash_every_attempt_is_502_and_pool_stays_ready(self):
         srv = self.server(pools=chaos_pool(max_attempts=2))
@@ -61,6 +71,8 @@ class ChaosFailures(ServerTestCase):
         # have gone to the first one's replacement, so one original at least).
         after = self.ready_workers(srv, "chaos", 2)
         self.assertGreaterEqual(len(before - after), 1, "no worker died under the request")
+        self.assertMetric(srv, 2, "ringmaster_restarts_total", pool="chaos", reason="crashed")
+        self.assertMetric(srv, 1, "ringmaster_requests_total", pool="chaos", outcome="crashed")
         # Ready again soon (respawn is immediate, then a 100 ms backoff).
         wait_for(lambda: srv.http("GET", "/v2/health/ready", timeout=2)[0] == 200, 3,
                  what="/v2/health/ready 200 after the 502")
@@ -75,6 +87,8 @@ class ChaosFailures(ServerTestCase):
         self.assertEqual(st, 502, body)
         after = self.ready_workers(srv, "chaos", 2)
         self.assertEqual(len(before - after), 1, "max_attempts = 1: exactly one run, one dead worker")
+        self.assertMetric(srv, 1, "ringmaster_restarts_total", pool="chaos", reason="crashed")
+        self.assertMetric(srv, 0, "ringmaster_retried_requests_total", pool="chaos")
 
     def test_hang_is_504_at_request_timeout_and_worker_replaced(self):
         srv = self.server(pools=chaos_pool(request_timeout="1s"))
@@ -91,6 +105,8 @@ class ChaosFailures(ServerTestCase):
                          % (before, after))
         hung = next(iter(before - after))
         self.assertFalse(alive(hung), "hung worker %d still alive" % hung)
+        self.assertMetric(srv, 1, "ringmaster_restarts_total", pool="chaos", reason="timeout")
+        self.assertMetric(srv, 1, "ringmaster_requests_total", pool="chaos", outcome="timeout")
         st, _, body = srv.infer("chaos", b"next", ctype="text/plain")
         self.assertEqual((st, body), (200, b"next"))
 
@@ -119,6 +135,8 @@ class ChaosFailures(ServerTestCase):
         self.assertEqual(errors, [], "requests failed while a worker was stopped")
         self.assertEqual(bad, [], "wrong answers while a worker was stopped")
         self.assertGreater(ok, 10, "too few requests served: %r" % statuses)
+        self.assertMetric(srv, 1, "ringmaster_restarts_total", pool="chaos", reason="heartbeat")
+        self.assertMetric(srv, 0, "ringmaster_restarts_total", pool="chaos", reason="crashed")
 
 
 def _cont(pid, start):

@@ -144,10 +144,11 @@ class GatewayKill(ServerTestCase):
             self.assertGreater(c.first_ok, 1)
         # Connections held by the dead one failed once, then reconnected fine.
         for c in by_gw[victim]:
-            if c.first_error is not None:
-                self.assertGreaterEqual(c.first_error[0], t_kill - 0.01, "failed before the kill: %r"
-                                        % (c.first_error,))
+            self.assertIsNotNone(c.first_error, "a connection of the killed gateway survived it?")
+            self.assertGreaterEqual(c.first_error[0], t_kill - 0.01, "failed before the kill: %r"
+                                    % (c.first_error,))
             self.assertEqual(c.later_errors, [], "reconnected client failed again")
+            self.assertGreater(c.later_ok, 0, "reconnected client never served")
         # Fresh connections: only those open when the gateway died may fail.
         ok, statuses, errors, bad = fresh.snapshot()
         late = [e for e in errors if e[0] > t_kill + 0.05]

@@ -1,5 +1,6 @@
 """Stopping: SIGTERM drains gracefully and exits 0 with nothing left;
 SIGKILL of the master leaves no child alive (PR_SET_PDEATHSIG)."""
+import json
 import os
 import signal
 import threading
@@ -53,6 +54,7 @@ class Stop(ServerTestCase):
         kids = self.snapshot_children(srv)
         t_term = time.monotonic()
         srv.signal(signal.SIGTERM)
+        wait_for(lambda: srv.status_json()["draining"], 2, what="the master to publish draining")
 
         # Readiness turns 503 at once (if the gateway still answers at all
         # on a connection it already had; closing it is fine too).
@@ -77,6 +79,30 @@ class Stop(ServerTestCase):
         left = {p for p, start in kids.items() if alive(p, start)}
         self.assertEqual(left, set(), "children alive after the master exited")
         self.assertEqual(srv.wait_children_gone(0.5), {}, "children alive after the master exited")
+
+    def test_readiness_503_during_graceful_stop(self):
+        # DESIGN.md 5: "Graceful stop (SIGTERM): readiness turns 503 at once,
+        # queued and running requests finish". A probe arriving while a
+        # request still runs must be told 503, not left hanging.
+        srv = self.server(pools={"chaos": {"handler": "chaos", "workers": 1}}, shutdown_timeout="10s")
+        t, out = self.start_slow_request(srv, b"sleep 2000")
+        srv.signal(signal.SIGTERM)
+        wait_for(lambda: srv.status_json()["draining"], 2, what="the master to publish draining")
+        try:
+            st, _, body = srv.http("GET", "/v2/health/ready", timeout=1)
+        except OSError as e:
+            st, body = None, repr(e).encode()
+        try:
+            ist, ih, ibody = srv.infer("chaos", b"late", timeout=1)
+        except OSError as e:
+            ist, ih, ibody = None, {}, repr(e).encode()
+        t.join(15)
+        self.assertEqual(out.get("answer", (None, None, None))[::2], (200, b"sleep 2000"), out)
+        self.assertEqual(st, 503, "GET /v2/health/ready on a new connection during the graceful stop: %r" % body)
+        self.assertIs(json.loads(body).get("ready"), False)
+        self.assertEqual(ist, 503, "inference on a new connection during the graceful stop: %r" % ibody)
+        self.assertIn("retry-after", ih)
+        self.assertEqual(srv.proc.wait(timeout=10), 0)
 
     def test_sigterm_when_idle_exits_0_promptly(self):
         srv = self.server(pools={"chaos": {"handler": "chaos", "workers": 2}})
