@@ -11,9 +11,10 @@
 #   ringmaster ocr, 2 workers  client concurrency 2, then 4
 #   tesseract CLI per image    `tesseract IMG - --oem 1 --psm 6 -l eng`, one
 #                              process per image, sequentially (xargs -P1)
-#                              and 2 at a time (xargs -P2), all 20 images
-#                              once per round. req/s = images / wall time
-#                              of the batch; latency = each process's wall.
+#                              and 2 at a time (xargs -P2), the images round
+#                              robin, started for SECONDS like the ringmaster
+#                              rows. req/s = images / wall time (first start
+#                              to last end); latency = each process's wall.
 #   ..., OMP_THREAD_LIMIT=1    the same CLI with OpenMP limited to one thread,
 #                              as the ocr handler runs it (skip: CLI_OMP1=0)
 # The rows alternate, round after round (the 1- and 2-worker daemons both run
@@ -34,7 +35,7 @@
 #
 # Needs: python3, curl, tesseract (apt-get install -y tesseract-ocr), a built
 # ./ringmaster, ./ringmasterctl and ./tests/gen_text_image. Run from the
-# build dir. Takes about (3 * SECONDS + 40) * ROUNDS seconds on 2 cores.
+# build dir. Takes about (7 * SECONDS + 6) * ROUNDS + 10 seconds.
 set -euo pipefail
 secs=${1:-5}
 rounds=${2:-3}
@@ -46,11 +47,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 client="$here/ocr_client.py"
 for t in python3 curl tesseract; do command -v $t >/dev/null || { echo "missing $t"; exit 2; }; done
 for f in "$bin" "$ctl" "$gen"; do [ -x "$f" ] || { echo "missing $f (make)"; exit 2; }; done
-# An absolute path: a longer argv leaves room for the process titles.
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 hz=$(getconf CLK_TCK)
 
 tmp=$(mktemp -d)
+# Private copies: a rebuild of the tree during the run must not change the
+# daemon under test nor pair it with a ringmasterctl of another layout.
+mkdir "$tmp/bin"
+cp "$bin" "$tmp/bin/ringmaster"
+cp "$ctl" "$tmp/bin/ringmasterctl"
+bin=$tmp/bin/ringmaster
+ctl=$tmp/bin/ringmasterctl
 declare -A rm_pid rm_port
 stop_rm() { # workers
     local p=${rm_pid[$1]:-}
@@ -120,8 +126,8 @@ for i in "${!lines[@]}"; do
     "$gen" "$f" "${lines[$i]}"
     printf '%s\t%s\n' "$f" "${lines[$i]}" >>"$tmp/manifest"
 done
-cut -f1 "$tmp/manifest" >"$tmp/list"
-nimg=$(wc -l <"$tmp/list")
+mapfile -t images < <(cut -f1 "$tmp/manifest")
+nimg=${#images[@]}
 
 # ------------------------------------------------------------ results
 declare -A LABEL CONC CNT WALL NON WRONG ERR CPU RPS
@@ -191,27 +197,37 @@ rm_run() { # workers conc
 }
 
 # ------------------------------------------------------------ tesseract CLI
+# cli_one.sh IMG OUT RESULTS DEADLINE: one tesseract process, its wall time
+# and end time appended to RESULTS; nothing once DEADLINE (epoch s) passed.
 cat >"$tmp/cli_one.sh" <<'SH'
 #!/bin/bash
-# cli_one.sh IMG OUT RESULTS: one tesseract process, its wall time appended.
 s=$EPOCHREALTIME
+[ "${s/[.,]/}" -lt "${4/[.,]/}" ] || exit 0
 tesseract "$1" - --oem 1 --psm 6 -l eng >"$2" 2>/dev/null || echo "tesseract failed on $1 (exit $?)" >&2
 e=$EPOCHREALTIME
-awk -v s="$s" -v e="$e" -v img="$1" -v out="$2" 'BEGIN { printf "%s %.1f %s\n", img, (e - s) * 1000, out }' >>"$3"
+awk -v s="$s" -v e="$e" -v img="$1" -v out="$2" 'BEGIN { printf "%s %.1f %s %s\n", img, (e - s) * 1000, out, e }' >>"$3"
 SH
 chmod +x "$tmp/cli_one.sh"
 
+# The same bound as the ringmaster rows: images are started for SECONDS, the
+# ones running then are waited for; wall = start to the last one's end.
+# xargs gets a list longer than can run in time (the images round robin);
+# the ones past the deadline exit at once and are not counted.
 cli_run() { # parallel key label [VAR=value...]
-    local p=$1 key=$2 label=$3 t0 t1 out c0 c1
+    local p=$1 key=$2 label=$3 t0 t1 out c0 c1 deadline i
     shift 3
     mkdir -p "$tmp/$key"
     : >"$tmp/$key.res"
-    while read -r img; do echo "$img $tmp/$key/$(basename "$img").txt $tmp/$key.res"; done <"$tmp/list" >"$tmp/$key.jobs"
+    t0=$EPOCHREALTIME
+    deadline=$(awk -v t="$t0" -v d="$secs" 'BEGIN { printf "%.6f", t + d }')
+    for ((i = 0; i < p * (secs * 5 + 1); i++)); do
+        echo "${images[$(((i + cli_offset) % nimg))]} $tmp/$key/$r.$i.txt $tmp/$key.res $deadline"
+    done >"$tmp/$key.jobs"
     children_cpu c0
     t0=$EPOCHREALTIME
-    env "$@" xargs -P"$p" -n3 "$tmp/cli_one.sh" <"$tmp/$key.jobs"
-    t1=$EPOCHREALTIME
+    env "$@" xargs -P"$p" -n4 "$tmp/cli_one.sh" <"$tmp/$key.jobs"
     children_cpu c1
+    t1=$(awk 'BEGIN { m = 0 } $4 > m { m = $4 } END { printf "%.6f", m }' "$tmp/$key.res")
     out=$(python3 "$client" stats --manifest "$tmp/manifest" --wall "$(elapsed "$t0" "$t1")" \
         --lat "$tmp/$key.lat" <"$tmp/$key.res" 2>"$tmp/client.err")
     echo "   $label, -P$p: $out cpu_s=$(elapsed "$c0" "$c1")" >&2
@@ -220,11 +236,12 @@ cli_run() { # parallel key label [VAR=value...]
 }
 
 # One untimed CLI run first: the model file is in the page cache for everyone.
-tesseract "$(head -1 "$tmp/list")" - --oem 1 --psm 6 -l eng >/dev/null 2>&1
+tesseract "${images[0]}" - --oem 1 --psm 6 -l eng >/dev/null 2>&1
 
 start_rm 1
 start_rm 2
 for r in $(seq "$rounds"); do
+    cli_offset=$(((r - 1) * 7)) # each round starts the CLI on other images
     echo "-- round $r/$rounds (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     rm_run 1 1
     cli_run 1 cli1 "tesseract CLI per image"
@@ -237,9 +254,13 @@ for r in $(seq "$rounds"); do
     fi
 done
 for n in 1 2; do
-    echo "   ringmaster $n worker(s), served per worker: $("$ctl" -c "$tmp/rm$n.ini" status --json | python3 -c '
+    echo "   ringmaster $n worker(s), served per worker: $("$ctl" -c "$tmp/rm$n.ini" status --json 2>&1 | python3 -c '
 import json, sys
-print(", ".join("pid %d: %d" % (p["pid"], p["served"]) for p in json.load(sys.stdin)["processes"] if p["role"] == "worker"))')" >&2
+s = sys.stdin.read()
+try:
+    print(", ".join("pid %d: %d" % (p["pid"], p["served"]) for p in json.loads(s)["processes"] if p["role"] == "worker"))
+except ValueError:
+    print("ringmasterctl status failed: " + s.strip())')" >&2
     stop_rm "$n"
 done
 
@@ -248,7 +269,7 @@ read -r busy1 total1 < <(machine_cpu)
 children_cpu own1 # includes the ringmasters (waited for above)
 run_wall=$(elapsed "$run_t0" "$EPOCHREALTIME")
 echo
-echo "OCR: $nimg one-line PNGs (~$(du -cb "$tmp"/img/*.png | tail -1 | awk -v n="$nimg" '{printf "%.0f", $1/n/1024}') KiB each); $rounds round(s) of: ringmaster ${secs}s per row, CLI $nimg images per row; $(nproc) CPUs"
+echo "OCR: $nimg one-line PNGs (~$(du -cb "$tmp"/img/*.png | tail -1 | awk -v n="$nimg" '{printf "%.0f", $1/n/1024}') KiB each); $rounds round(s) of ${secs}s per row; $(nproc) CPUs"
 printf '%-36s %4s %7s %13s %7s %7s %7s %8s %6s %6s %5s\n' mode conc req/s "(round range)" "p50 ms" "p99 ms" "max ms" "CPU ms/r" n non200 wrong
 order=(rm1c1 rm2c2 rm2c4 cli1 cli2 cli1omp cli2omp)
 for k in "${order[@]}"; do

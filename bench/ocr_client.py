@@ -10,8 +10,8 @@
       status 200 and every expected word present in the recognized text.
 
   ocr_client.py stats --manifest FILE --wall SECONDS < RESULTS
-      Summarize lines "IMAGE MS TEXTFILE" (one per tesseract CLI run, written
-      by ocr_bench.sh): images/s = lines / wall, p50/p99 of MS, and the same
+      Summarize lines "IMAGE MS TEXTFILE [...]" (one per tesseract CLI run,
+      written by ocr_bench.sh): images/s = lines / wall, p50/p99 of MS, and the same
       word check on each TEXTFILE.
 
   ocr_client.py pct FILE
@@ -188,9 +188,9 @@ def cmd_stats(args):
     lat_ms, wrong, errors = [], [], []
     for line in sys.stdin:
         parts = line.split()
-        if len(parts) != 3:
+        if len(parts) < 3:
             continue
-        img, ms, textfile = parts
+        img, ms, textfile = parts[:3]
         lat_ms.append(float(ms))
         try:
             with open(textfile, encoding="utf-8", errors="replace") as f:

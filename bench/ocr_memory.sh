@@ -26,10 +26,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 client="$here/ocr_client.py"
 for t in python3 curl; do command -v $t >/dev/null || { echo "missing $t"; exit 2; }; done
 for f in "$bin" "$gen"; do [ -x "$f" ] || { echo "missing $f (make)"; exit 2; }; done
-# An absolute path: a longer argv leaves room for the process titles.
-bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 
 tmp=$(mktemp -d)
+# Private copies (a rebuild of the tree during the run changes nothing here);
+# the long path also leaves room in argv for the process titles.
+mkdir "$tmp/bin"
+cp "$bin" "$tmp/bin/ringmaster"
+bin=$tmp/bin/ringmaster
+if [ -x "$ctl" ]; then cp "$ctl" "$tmp/bin/ringmasterctl"; ctl=$tmp/bin/ringmasterctl; fi
 rm_pid=
 stop_rm() {
     [ -n "$rm_pid" ] || return 0

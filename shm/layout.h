@@ -172,7 +172,7 @@ static_assert(sizeof(struct rm_shm_pool) % RM_CACHELINE == 0, "pool lines");
 
 /* ------------------------------------------------------------------ scoreboard */
 
-enum rm_role { RM_ROLE_NONE = 0, RM_ROLE_GATEWAY = 1, RM_ROLE_WORKER = 2, RM_ROLE_TEST = 3 };
+enum rm_role { RM_ROLE_NONE = 0, RM_ROLE_GATEWAY = 1, RM_ROLE_WORKER = 2, RM_ROLE_TEST = 3, RM_ROLE_PRELOADER = 4 };
 
 enum rm_proc_state {
     RM_PROC_EMPTY = 0,     /* entry unused */

@@ -68,6 +68,8 @@ struct proc {
     int retiring;         /* asked to drain (reload, TTOU, stop): do not replace */
     int recycling;        /* served max_requests: replaced first, then drained */
     uint64_t max_requests;/* jittered recycle limit, 0 never */
+    int reserved;         /* preload pools: entry reserved, worker being forked by the preloader */
+    uint64_t reserved_at;
 };
 
 struct pool_rt {
@@ -79,6 +81,8 @@ struct pool_rt {
     uint64_t next_spawn_ns;
     int failed;
     int in_use;
+    int zfd;                   /* preload: command socket of the current preloader, -1 none */
+    unsigned zsb;              /* its scoreboard entry, NPROCS none */
 };
 
 struct ctl_client {
@@ -153,6 +157,8 @@ static const char *proc_name(const struct proc *p, char *buf, size_t len)
 {
     if (p->role == RM_ROLE_GATEWAY)
         snprintf(buf, len, "gateway %u", p->index);
+    else if (p->role == RM_ROLE_PRELOADER)
+        snprintf(buf, len, "preloader %s", p->pool < RM_SHM_MAX_POOLS ? M->pools[p->pool].cfg.name : "?");
     else
         snprintf(buf, len, "worker %s %u", p->pool < RM_SHM_MAX_POOLS ? M->pools[p->pool].cfg.name : "?", p->index);
     return buf;
@@ -207,37 +213,75 @@ static void child_setup(const char *role)
     for (unsigned i = 0; i < NPROCS; i++)
         if (M->procs[i].pidfd >= 0)
             close(M->procs[i].pidfd);
+    for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++)
+        if (M->pools[i].zfd >= 0)
+            close(M->pools[i].zfd);
     rm_log_init(role);
 }
 
-static int spawn(unsigned sb, int role, unsigned pool, unsigned index)
+/* Set up scoreboard entry sb for a new process. The entry has no live
+ * process: the master is its only writer now. */
+static struct rm_sb_entry *prepare_entry(unsigned sb, int role, unsigned pool, unsigned index)
 {
-    struct proc *p = &M->procs[sb];
     struct rm_sb_entry *e = rm_seg_sb(&M->seg, sb);
-    /* The entry has no live process: the master is its only writer now. */
     e->role = (uint8_t)role;
     e->pool = (uint16_t)pool;
-    e->generation = role == RM_ROLE_WORKER ? M->pools[pool].generation : M->generation;
+    e->generation = role == RM_ROLE_GATEWAY ? M->generation : M->pools[pool].generation;
     e->index = index;
     e->spawn_ns = rm_now_ns();
+    atomic_store_explicit(&e->pid, 0, memory_order_relaxed);
     atomic_store_explicit(&e->heartbeat_ns, e->spawn_ns, memory_order_relaxed);
     atomic_store_explicit(&e->intent, 0, memory_order_relaxed);
     atomic_store_explicit(&e->cur_slot, RM_NO_SLOT, memory_order_relaxed);
     atomic_store_explicit(&e->flags, 0, memory_order_relaxed);
     atomic_store_explicit(&e->served, 0, memory_order_relaxed); /* per process, not per entry */
     atomic_store_explicit(&e->state, RM_PROC_STARTING, memory_order_release);
+    return e;
+}
 
-    unsigned max_requests = 0;
-    if (role == RM_ROLE_WORKER && M->pools[pool].cfg.max_requests) {
-        /* Jitter up to +25% so a pool's workers do not all recycle together. */
-        unsigned mr = M->pools[pool].cfg.max_requests;
-        max_requests = mr + (unsigned)((uint64_t)rand() % (mr / 4 + 1));
+static unsigned jittered_max_requests(unsigned pool)
+{
+    /* Jitter up to +25% so a pool's workers do not all recycle together. */
+    unsigned mr = M->pools[pool].cfg.max_requests;
+    return mr ? mr + (unsigned)((uint64_t)rand() % (mr / 4 + 1)) : 0;
+}
+
+static void worker_ctx(struct rm_worker_ctx *w, unsigned sb, unsigned pool, unsigned index)
+{
+    memset(w, 0, sizeof *w);
+    w->seg = &M->seg;
+    w->cfg = &M->cfg;
+    w->pool_cfg = &M->pools[pool].cfg;
+    w->pool = M->pools[pool].shm;
+    w->sb_index = sb;
+    w->worker_index = index;
+    w->gw_wake_fds = M->wake_fds;
+    w->ngw_wake_fds = M->cfg.gateways;
+    w->master_pid = M->pid;
+    w->max_requests = 0; /* the master recycles (handover) */
+}
+
+static int spawn(unsigned sb, int role, unsigned pool, unsigned index)
+{
+    struct proc *p = &M->procs[sb];
+    struct rm_sb_entry *e = prepare_entry(sb, role, pool, index);
+    unsigned max_requests = role == RM_ROLE_WORKER ? jittered_max_requests(pool) : 0;
+    int zsv[2] = {-1, -1};
+    if (role == RM_ROLE_PRELOADER &&
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, zsv) < 0) {
+        rm_err("socketpair: %s", strerror(errno));
+        atomic_store_explicit(&e->state, RM_PROC_DEAD, memory_order_release);
+        return -1;
     }
 
     fflush(NULL); /* a child's exit() must not flush the master's buffers again */
     pid_t pid = fork();
     if (pid < 0) {
         rm_err("fork: %s", strerror(errno));
+        if (zsv[0] >= 0) {
+            close(zsv[0]);
+            close(zsv[1]);
+        }
         atomic_store_explicit(&e->state, RM_PROC_DEAD, memory_order_release);
         return -1;
     }
@@ -254,18 +298,31 @@ static int spawn(unsigned sb, int role, unsigned pool, unsigned index)
             };
             _exit(rm_gateway_main(&gctx));
         }
-        snprintf(rolename, sizeof rolename, "worker %s %u", M->pools[pool].cfg.name, index);
+        if (role == RM_ROLE_PRELOADER)
+            snprintf(rolename, sizeof rolename, "preloader %s", M->pools[pool].cfg.name);
+        else
+            snprintf(rolename, sizeof rolename, "worker %s %u", M->pools[pool].cfg.name, index);
         child_setup(rolename);
         /* Workers never accept: close the listening sockets. */
         for (size_t i = 0; i < M->lis.n; i++)
             close(M->lis.fds[i]);
-        struct rm_worker_ctx wctx = {
-            .seg = &M->seg, .cfg = &M->cfg, .pool_cfg = &M->pools[pool].cfg,
-            .pool = M->pools[pool].shm, .sb_index = sb, .worker_index = index,
-            .gw_wake_fds = M->wake_fds, .ngw_wake_fds = M->cfg.gateways,
-            .master_pid = M->pid, .max_requests = 0, /* the master recycles (handover) */
-        };
+        if (role == RM_ROLE_PRELOADER) {
+            close(zsv[0]);
+            struct rm_preloader_ctx zctx;
+            worker_ctx(&zctx.worker, sb, pool, 0);
+            zctx.cmd_fd = zsv[1];
+            _exit(rm_preloader_main(&zctx));
+        }
+        struct rm_worker_ctx wctx;
+        worker_ctx(&wctx, sb, pool, index);
         _exit(rm_worker_main(&wctx));
+    }
+    if (role == RM_ROLE_PRELOADER) {
+        close(zsv[1]);
+        if (M->pools[pool].zfd >= 0)
+            close(M->pools[pool].zfd);
+        M->pools[pool].zfd = zsv[0];
+        fcntl(zsv[0], F_SETFL, fcntl(zsv[0], F_GETFL) | O_NONBLOCK);
     }
     atomic_store_explicit(&e->pid, pid, memory_order_release);
     memset(p, 0, sizeof *p);
@@ -386,7 +443,14 @@ static void on_death(unsigned sb, int status)
     else if (init_failed)
         reason = RM_RESTART_INIT_FAILED;
 
-    if (p->role == RM_ROLE_WORKER) {
+    if (p->role == RM_ROLE_PRELOADER && p->pool < RM_SHM_MAX_POOLS && M->pools[p->pool].zsb == sb) {
+        struct pool_rt *zp = &M->pools[p->pool];
+        if (zp->zfd >= 0)
+            close(zp->zfd);
+        zp->zfd = -1;
+        zp->zsb = NPROCS;
+    }
+    if (p->role == RM_ROLE_WORKER || p->role == RM_ROLE_PRELOADER) {
         struct pool_rt *pr = p->pool < RM_SHM_MAX_POOLS ? &M->pools[p->pool] : NULL;
         if (pr && pr->in_use) {
             if (!p->retiring && !M->stopping)
@@ -444,6 +508,35 @@ static void on_death(unsigned sb, int status)
     atomic_store_explicit(&e->pid, 0, memory_order_relaxed);
 }
 
+/* A worker forked by a preloader wrote its pid into its reserved entry. */
+static void adopt(unsigned sb, pid_t pid)
+{
+    struct proc *p = &M->procs[sb];
+    p->reserved = 0;
+    p->pid = pid;
+    p->pidfd = sys_pidfd_open(pid);
+}
+
+static void adopt_tick(uint64_t now)
+{
+    for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
+        struct proc *p = &M->procs[sb];
+        if (!p->reserved)
+            continue;
+        /* acquire: pairs with the worker's release store of its pid. */
+        pid_t pid = atomic_load_explicit(&rm_seg_sb(&M->seg, sb)->pid, memory_order_acquire);
+        if (pid > 0) {
+            adopt(sb, pid);
+        } else if (now - p->reserved_at > (M->pools[p->pool].cfg.startup_timeout + 1000) * MS) {
+            rm_warn("pool %s: the preloader did not start worker %u: giving its entry back",
+                    M->pools[p->pool].cfg.name, p->index);
+            rm_recover_process(&M->seg, sb, now, NULL, NULL);
+            memset(p, 0, sizeof *p);
+            p->pidfd = -1;
+        }
+    }
+}
+
 static void reap(void)
 {
     int status;
@@ -453,8 +546,16 @@ static void reap(void)
         for (sb = 0; sb < NPROCS; sb++)
             if (M->procs[sb].pid == pid)
                 break;
-        if (sb == NPROCS)
-            continue; /* not ours (a handler's grandchild re-parented?) */
+        if (sb == NPROCS) {
+            /* A worker forked by a preloader, dead before we adopted it? */
+            for (sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++)
+                if (M->procs[sb].reserved &&
+                    atomic_load_explicit(&rm_seg_sb(&M->seg, sb)->pid, memory_order_acquire) == pid)
+                    break;
+            if (sb == NPROCS)
+                continue; /* not ours (a handler's grandchild re-parented to us) */
+            adopt(sb, pid);
+        }
         on_death(sb, status);
     }
 }
@@ -480,7 +581,7 @@ static void check_procs(uint64_t now)
         uint64_t hb = atomic_load_explicit(&e->heartbeat_ns, memory_order_relaxed);
         if (!p->ready_ns && (st == RM_PROC_READY || st == RM_PROC_BUSY))
             p->ready_ns = now;
-        if (p->role == RM_ROLE_WORKER && st == RM_PROC_STARTING) {
+        if ((p->role == RM_ROLE_WORKER || p->role == RM_ROLE_PRELOADER) && st == RM_PROC_STARTING) {
             struct pool_rt *pr = &M->pools[p->pool];
             if (now - p->spawn_ns > pr->cfg.startup_timeout * MS) {
                 if (M->reloading && p->generation == pr->generation && pr->generation != M->old_generation)
@@ -519,7 +620,7 @@ static void check_procs(uint64_t now)
 static unsigned free_worker_entry(void)
 {
     for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++)
-        if (!M->procs[sb].pid)
+        if (!M->procs[sb].pid && !M->procs[sb].reserved)
             return sb;
     return NPROCS;
 }
@@ -529,8 +630,8 @@ static unsigned count_workers(const struct pool_rt *pr, unsigned pidx, uint32_t 
     unsigned n = 0;
     for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
         const struct proc *p = &M->procs[sb];
-        if (!p->pid || p->role != RM_ROLE_WORKER || p->pool != pidx || p->retiring || p->recycling ||
-            p->generation != gen)
+        if ((!p->pid && !p->reserved) || p->role != RM_ROLE_WORKER || p->pool != pidx || p->retiring ||
+            p->recycling || p->generation != gen)
             continue;
         if (ready_only && !p->ready_ns)
             continue;
@@ -556,11 +657,64 @@ static unsigned lowest_free_index(unsigned pidx)
         int used = 0;
         for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS && !used; sb++) {
             const struct proc *p = &M->procs[sb];
-            used = p->pid && p->role == RM_ROLE_WORKER && p->pool == pidx && p->index == n;
+            used = (p->pid || p->reserved) && p->role == RM_ROLE_WORKER && p->pool == pidx && p->index == n;
         }
         if (!used)
             return n;
     }
+}
+
+/*
+ * preload = yes: the pool's current-generation preloader must be running and
+ * ready (model loaded) before workers are requested from it. Preloaders of
+ * older generations drain once no reload needs them any more.
+ */
+static int preloader_ready(struct pool_rt *pr, unsigned pidx, uint64_t now)
+{
+    int ready = 0, have = 0;
+    for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
+        struct proc *p = &M->procs[sb];
+        if (!p->pid || p->role != RM_ROLE_PRELOADER || p->pool != pidx || p->retiring)
+            continue;
+        if (p->generation != pr->generation) {
+            if (!M->reloading)
+                drain_proc(sb);
+            continue;
+        }
+        have = 1;
+        ready = p->ready_ns != 0 && pr->zsb == sb && pr->zfd >= 0;
+    }
+    if (!have && now >= pr->next_spawn_ns) {
+        unsigned sb = free_worker_entry();
+        if (sb < NPROCS && spawn(sb, RM_ROLE_PRELOADER, pidx, 0) == 0)
+            pr->zsb = sb;
+    }
+    return ready;
+}
+
+/* Reserve entry sb and ask the preloader to fork a worker into it. */
+static int request_worker(struct pool_rt *pr, unsigned pidx, unsigned sb)
+{
+    struct proc *p = &M->procs[sb];
+    unsigned index = lowest_free_index(pidx);
+    prepare_entry(sb, RM_ROLE_WORKER, pidx, index);
+    struct rm_spawn_req req = {.sb = sb, .index = index};
+    if (write(pr->zfd, &req, sizeof req) != (ssize_t)sizeof req) {
+        rm_err("pool %s: asking the preloader for a worker: write: %s", pr->cfg.name, strerror(errno));
+        return -1;
+    }
+    memset(p, 0, sizeof *p);
+    p->pidfd = -1;
+    p->reserved = 1;
+    p->reserved_at = rm_now_ns();
+    p->role = RM_ROLE_WORKER;
+    p->pool = pidx;
+    p->index = index;
+    p->generation = pr->generation;
+    p->spawn_ns = p->reserved_at;
+    p->kill_reason = KR_NONE;
+    p->max_requests = jittered_max_requests(pidx);
+    return 0;
 }
 
 static void reconcile(uint64_t now)
@@ -586,13 +740,15 @@ static void reconcile(uint64_t now)
         struct pool_rt *pr = &M->pools[i];
         if (!pr->in_use || pr->failed)
             continue;
+        if (pr->cfg.preload && !preloader_ready(pr, i, now))
+            continue; /* workers of this pool are forked by its preloader */
         while (count_workers(pr, i, pr->generation, 0) < pr->target && now >= pr->next_spawn_ns) {
             unsigned sb = free_worker_entry();
             if (sb == NPROCS) {
                 rm_err("scoreboard full (%u entries): cannot start another worker", NPROCS);
                 break;
             }
-            if (spawn(sb, RM_ROLE_WORKER, i, lowest_free_index(i)) < 0)
+            if ((pr->cfg.preload ? request_worker(pr, i, sb) : spawn(sb, RM_ROLE_WORKER, i, lowest_free_index(i))) < 0)
                 break;
         }
         /* Recycling workers drain once their replacements are ready. */
@@ -825,6 +981,8 @@ static int add_pool(const struct rm_pool_config *pc, unsigned slot, char *err, s
         pr->cfg.kv[k].value = pr->cfg.kv_store[k][1];
     }
     pr->shm = shm;
+    pr->zfd = -1;
+    pr->zsb = NPROCS;
     pr->target = pc->workers + pc->spares;
     pr->generation = M->generation;
     pr->in_use = 1;
@@ -1169,6 +1327,11 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
     rm_runtime_dir_resolve(&M->cfg);
     if (make_runtime_dir(M->cfg.runtime_dir, err, errlen) < 0)
         return -1;
+    /* Workers forked by a preloader are re-parented to us, not to init. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+        snprintf(err, errlen, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+        return -1;
+    }
 
     /* Signals arrive through a signalfd: block them first. */
     sigset_t set;
@@ -1330,6 +1493,7 @@ int rm_master_run(const struct rm_config *cfg)
         /* Publish the master's own heartbeat for ctl and gateways. */
         atomic_store_explicit(&M->seg.hdr->master_heartbeat_ns, now, memory_order_relaxed);
         reap();
+        adopt_tick(now);
         retry_pending();
         check_procs(now);
         if (M->stopping) {

@@ -155,10 +155,12 @@ int rm_worker_main(const struct rm_worker_ctx *ctx)
     setenv("OMP_THREAD_LIMIT", "1", 0);
     setenv("OMP_NUM_THREADS", "1", 0);
 
-    const struct rm_handler *h = NULL;
-    void *dl = NULL, *state = NULL;
+    const struct rm_handler *h = ctx->preloaded;
+    void *dl = NULL, *state = ctx->preloaded_state;
     char err[512] = "";
-    if (rm_handler_resolve(ctx->pool_cfg->handler, &h, &dl, err, sizeof err) < 0) {
+    if (h) {
+        /* Forked by the preloader: the model is loaded already (shared). */
+    } else if (rm_handler_resolve(ctx->pool_cfg->handler, &h, &dl, err, sizeof err) < 0) {
         rm_err("pool %s: handler %s: %s", ctx->pool_cfg->name, ctx->pool_cfg->handler, err);
         return RM_EXIT_INIT_FAILED;
     }
@@ -168,7 +170,7 @@ int rm_worker_main(const struct rm_worker_ctx *ctx)
         .kv = ctx->pool_cfg->kv,
         .nkv = ctx->pool_cfg->nkv,
     };
-    if (h->init && h->init(&state, &hc, err, sizeof err) != 0) {
+    if (!ctx->preloaded && h->init && h->init(&state, &hc, err, sizeof err) != 0) {
         rm_err("pool %s: handler %s init failed: %s", ctx->pool_cfg->name, h->name, err[0] ? err : "no reason given");
         return RM_EXIT_INIT_FAILED;
     }

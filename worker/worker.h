@@ -26,8 +26,32 @@ struct rm_worker_ctx {
     unsigned ngw_wake_fds;
     pid_t master_pid;
     unsigned max_requests;   /* 0: never recycle (jitter already applied) */
+    /* Set when forked by a preloader: the handler is already initialised. */
+    const struct rm_handler *preloaded;
+    void *preloaded_state;
 };
 
 int rm_worker_main(const struct rm_worker_ctx *ctx);
+
+/*
+ * The preloader ("preload = yes"): a per-pool process that loads the model
+ * once (handler init) and then forks the pool's workers on the master's
+ * request, so they share the model's pages copy-on-write. It never runs a
+ * request. Each worker is forked through an intermediate process that exits
+ * at once, so the worker is re-parented to the master (a child subreaper) and
+ * supervised like any other; the worker writes its own pid into the
+ * scoreboard entry the master reserved for it (docs/ocr.md, docs/supervision.md).
+ */
+struct rm_spawn_req {
+    uint32_t sb;      /* scoreboard entry reserved by the master */
+    uint32_t index;   /* worker number */
+};
+
+struct rm_preloader_ctx {
+    struct rm_worker_ctx worker;  /* template for the workers it forks */
+    int cmd_fd;                   /* reads struct rm_spawn_req from the master */
+};
+
+int rm_preloader_main(struct rm_preloader_ctx *ctx);
 
 #endif

@@ -298,9 +298,13 @@ class Server:
 
     def start(self, wait_ready=True):
         self.logf = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([RINGMASTER, "-c", self.ini], stdin=subprocess.DEVNULL,
-                                     stdout=self.logf, stderr=subprocess.STDOUT, cwd=self.tmp,
-                                     start_new_session=True)
+        try:
+            self.proc = subprocess.Popen([RINGMASTER, "-c", self.ini], stdin=subprocess.DEVNULL,
+                                         stdout=self.logf, stderr=subprocess.STDOUT, cwd=self.tmp,
+                                         start_new_session=True)
+        except OSError:
+            self.logf.close()
+            raise
         self.pid = self.proc.pid
         self._poller = threading.Thread(target=self._poll_children, daemon=True)
         self._poller.start()
@@ -369,7 +373,8 @@ class Server:
         """SIGTERM the master (then SIGKILL), and make sure no child survives.
         With check, raise AssertionError about what went wrong."""
         problems = []
-        if self.proc is None:
+        if self.proc is None:  # never started (or the exec failed)
+            shutil.rmtree(self.tmp, ignore_errors=True)
             return
         if self.proc.poll() is None:
             try:

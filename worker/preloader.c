@@ -1,0 +1,127 @@
+/*
+ * preloader.c - load the model once, fork workers that share it.
+ * See worker.h (struct rm_preloader_ctx).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm/clock.h"
+#include "supervisor/log.h"
+#include "worker/handler.h"
+#include "worker/worker.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* In the grandchild: wait to be re-parented to the master, then serve. */
+static void become_worker(struct rm_preloader_ctx *ctx, const struct rm_spawn_req *req,
+                          const struct rm_handler *h, void *state)
+{
+    struct rm_worker_ctx w = ctx->worker;
+    close(ctx->cmd_fd);
+    /* The intermediate exits right after fork; until it has, our parent is
+     * not the master yet. Bounded wait (the intermediate does nothing else). */
+    for (int i = 0; i < 2000 && getppid() != w.master_pid; i++) {
+        struct timespec ts = {0, 500000};
+        nanosleep(&ts, NULL);
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != w.master_pid)
+        _exit(0); /* the master is gone (or is no subreaper): nothing to serve */
+    struct rm_sb_entry *e = rm_seg_sb(w.seg, req->sb);
+    /* The master reserved this entry and does not write it until it sees
+     * our pid here (release; pairs with its acquire load when adopting). */
+    atomic_store_explicit(&e->pid, (int32_t)getpid(), memory_order_release);
+    w.sb_index = req->sb;
+    w.worker_index = req->index;
+    w.preloaded = h;
+    w.preloaded_state = state;
+    rm_log_init("worker");
+    _exit(rm_worker_main(&w));
+}
+
+int rm_preloader_main(struct rm_preloader_ctx *ctx)
+{
+    struct rm_worker_ctx *w = &ctx->worker;
+    struct rm_sb_entry *me = rm_seg_sb(w->seg, w->sb_index);
+    rm_proctitle_set("ringmaster: preloader %s", w->pool_cfg->name);
+    struct sigaction sa = {.sa_handler = on_term};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGCHLD, SIG_DFL);
+    setenv("OMP_THREAD_LIMIT", "1", 0);
+    setenv("OMP_NUM_THREADS", "1", 0);
+    atomic_store_explicit(&me->heartbeat_ns, rm_now_ns(), memory_order_relaxed);
+
+    const struct rm_handler *h = NULL;
+    void *dl = NULL, *state = NULL;
+    char err[512] = "";
+    if (rm_handler_resolve(w->pool_cfg->handler, &h, &dl, err, sizeof err) < 0) {
+        rm_err("pool %s: handler %s: %s", w->pool_cfg->name, w->pool_cfg->handler, err);
+        return RM_EXIT_INIT_FAILED;
+    }
+    struct rm_handler_config hc = {
+        .pool = w->pool_cfg->name, .worker_index = 0, .kv = w->pool_cfg->kv, .nkv = w->pool_cfg->nkv,
+    };
+    if (h->init && h->init(&state, &hc, err, sizeof err) != 0) {
+        rm_err("pool %s: handler %s init failed: %s", w->pool_cfg->name, h->name, err[0] ? err : "no reason given");
+        return RM_EXIT_INIT_FAILED;
+    }
+    rm_info("pool %s: model loaded once; forking workers from it", w->pool_cfg->name);
+    atomic_store_explicit(&me->state, RM_PROC_READY, memory_order_release);
+
+    const int tick_ms = (int)(w->cfg->heartbeat_interval > 0 ? w->cfg->heartbeat_interval : 100);
+    for (;;) {
+        atomic_store_explicit(&me->heartbeat_ns, rm_now_ns(), memory_order_relaxed);
+        if (stop_requested || (atomic_load_explicit(&me->flags, memory_order_acquire) & RM_SBF_DRAIN) ||
+            getppid() != w->master_pid)
+            break;
+        struct pollfd pfd = {.fd = ctx->cmd_fd, .events = POLLIN};
+        int n = poll(&pfd, 1, tick_ms);
+        if (n < 0 && errno != EINTR) {
+            rm_err("poll: %s", strerror(errno));
+            break;
+        }
+        if (n <= 0)
+            continue;
+        struct rm_spawn_req req;
+        ssize_t r = read(ctx->cmd_fd, &req, sizeof req);
+        if (r == 0)
+            break; /* the master closed its end */
+        if (r != (ssize_t)sizeof req)
+            continue;
+        if (req.sb >= w->seg->hdr->nprocs)
+            continue; /* bounds-checked like any index from outside */
+        fflush(NULL);
+        pid_t mid = fork();
+        if (mid < 0) {
+            rm_err("fork: %s", strerror(errno));
+            continue;
+        }
+        if (mid == 0) {
+            pid_t wk = fork();
+            if (wk == 0)
+                become_worker(ctx, &req, h, state);
+            _exit(wk < 0 ? 1 : 0);
+        }
+        while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (h->fini)
+        h->fini(state);
+    return RM_EXIT_OK;
+}
