@@ -155,7 +155,7 @@ INI
         [ -x "$ctl" ] || break
         s=$(served "$ini")
         echo "  served per worker (pid served): $(echo $s)" >&2
-        [ "$(echo "$s" | awk -v m="$per_worker" -v n="$n" '$2 >= m {k++} END {print k + 0 >= n}')" = 1 ] && break
+        [ "$(echo "$s" | awk -v m="$per_worker" -v n="$n" '$2 >= m {k++} END { print (k + 0 >= n) }')" = 1 ] && break
     done
     out=$(measure "$rm_pid" "$n")
     results+=("$n $out")
