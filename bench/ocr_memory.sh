@@ -10,15 +10,19 @@
 #
 # Prints per run: RSS and PSS per worker (mean over the workers, MB = 10^6
 # bytes), the anonymous part of the worker PSS (private heap: the model
-# weights Tesseract unpacks), master and gateway PSS, and the total PSS of all
-# ringmaster processes; and for comparison the peak RSS of one
+# weights Tesseract unpacks), the PSS of the other ringmaster processes
+# (master, gateway; with preload, the pool's preloader) and the total PSS of
+# all ringmaster processes; and for comparison the peak RSS of one
 # `tesseract IMG - --oem 1 --psm 6 -l eng` process.
+# PRELOAD=yes sets `preload = yes` in the pool (the model is loaded once in a
+# preloader that forks the workers: copy-on-write sharing).
 # Needs: python3, curl, ./ringmaster, ./tests/gen_text_image (ringmasterctl
 # optional: used to check that every worker served). Run from the build dir.
 set -euo pipefail
 counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(1 2 4)
 per_worker=${REQUESTS_PER_WORKER:-4}
+preload=${PRELOAD:-no}
 bin=${RINGMASTER:-./ringmaster}
 ctl=${RINGMASTERCTL:-./ringmasterctl}
 gen=${GEN_TEXT_IMAGE:-./tests/gen_text_image}
@@ -118,7 +122,7 @@ by = lambda prefix, k: sum(p[2].get(k, 0) for p in procs if p[1].startswith(pref
 print("%d %.1f %.1f %.1f %.1f %.1f %.1f %.1f %d" % (
     len(workers), mean("Rss"), mean("Pss"), mean("Pss_Anon"),
     min((w[2].get("Pss", 0) for w in workers), default=0), max((w[2].get("Pss", 0) for w in workers), default=0),
-    by("ringmaster: master", "Pss") + by("ringmaster: gateway", "Pss"),
+    sum(p[2].get("Pss", 0) for p in procs if p not in workers),
     sum(p[2].get("Pss", 0) for p in procs), len(procs)))
 PY
 }
@@ -135,6 +139,7 @@ runtime_dir = $tmp/run$n
 [pool ocr]
 handler = ocr
 workers = $n
+preload = $preload
 INI
     "$bin" -c "$ini" 2>"$tmp/rm$n.log" &
     rm_pid=$!
@@ -173,8 +178,8 @@ print("%.1f" % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 
 fi
 
 echo
-echo "OCR pool memory after every worker served >= $per_worker requests (MB = 10^6 bytes; per worker = mean)"
-printf '%7s %12s %12s %17s %16s %12s %15s\n' workers "RSS/worker" "PSS/worker" "anon PSS/worker" "master+gw PSS" "total PSS" "(processes)"
+echo "OCR pool memory (preload = $preload) after every worker served >= $per_worker requests (MB = 10^6 bytes; per worker = mean; non-worker = master, gateway and any preloader)"
+printf '%7s %12s %12s %17s %16s %12s %15s\n' workers "RSS/worker" "PSS/worker" "anon PSS/worker" "non-worker PSS" "total PSS" "(processes)"
 for r in "${results[@]}"; do
     read -r n found rss pss anon pmin pmax mg total nprocs <<<"$r"
     printf '%7s %12s %12s %17s %16s %12s %15s\n' "$n" "$rss" "$pss" "$anon" "$mg" "$total" "$nprocs"

@@ -7,13 +7,10 @@ from harness import LoadLoop, ServerTestCase, wait_for
 
 
 def worker_procs(srv, pool_name):
-    """{pid: process entry} of the pool's workers in ringmasterctl status --json."""
-    st = srv.status_json()
-    names = [p["name"] for p in st["pools"]]
-    # processes[].pool is the shared-memory pool index; map it through the
-    # titles, which carry the name.
+    """{pid: process entry} of the pool's workers in ringmasterctl status --json.
+    processes[].pool is a shared-memory index: the titles carry the name."""
     titles = srv.workers(pool_name)
-    return {p["pid"]: p for p in st["processes"] if p["role"] == "worker" and p["pid"] in titles}, names
+    return {p["pid"]: p for p in srv.status_json()["processes"] if p["role"] == "worker" and p["pid"] in titles}
 
 
 class Reload(ServerTestCase):
@@ -44,7 +41,7 @@ class Reload(ServerTestCase):
         finally:
             load.stop()
         self.assertEqual(old & new, set(), "a reload starts a whole new generation of workers")
-        procs, _ = worker_procs(srv, "echo")
+        procs = worker_procs(srv, "echo")
         gens = {p["generation"] for p in procs.values()}
         self.assertEqual(len(gens), 1, "workers of mixed generations after the reload: %r" % procs)
         self.assertLess(took, 10)
