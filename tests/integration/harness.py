@@ -312,6 +312,21 @@ class Server:
             self.wait_ready()
         return self
 
+    def wait_all_workers(self, deadline):
+        """Until every pool has workers + spares ready or busy (bounded)."""
+        want = {name: int(keys.get("workers", 2)) + int(keys.get("spares", 0))
+                for name, keys in self.pools.items()}
+        while time.monotonic() < deadline:
+            try:
+                pools = {p["name"]: p for p in self.status_json()["pools"]}
+            except AssertionError:
+                pools = {}
+            if all(n in pools and (pools[n]["failed"] or
+                                   pools[n]["workers"]["ready"] + pools[n]["workers"]["busy"] >= w)
+                   for n, w in want.items()):
+                return
+            time.sleep(0.02)
+
     def wait_ready(self, timeout=READY_TIMEOUT, settle=READY_SETTLE):
         deadline = time.monotonic() + timeout
         last = None
@@ -322,6 +337,8 @@ class Server:
             try:
                 st, _, body = self.http("GET", "/v2/health/ready", timeout=1.0)
                 if st == 200:
+                    # Ready means one worker per pool; tests expect them all.
+                    self.wait_all_workers(deadline)
                     self.record_children()
                     time.sleep(settle)
                     return
