@@ -13,57 +13,13 @@
  * kills a process that misses heartbeats long before.
  */
 #include "shm/ring.h"
+#include "shm/ring_cell.h"
 
 #include "shm/crashpoint.h"
 
-#define SEQ_BITS (64 - RM_RING_VALUE_BITS)
-#define CELL(seq, v) (((uint64_t)(seq) << RM_RING_VALUE_BITS) | ((uint64_t)(v) & RM_RING_VALUE_MASK))
-#define CELL_SEQ(w) ((w) >> RM_RING_VALUE_BITS)
-#define CELL_VAL(w) ((uint32_t)((w) & RM_RING_VALUE_MASK))
 
-#if RM_CRASH_POINTS
-unsigned rm_crash_one_in;
-_Atomic uint64_t *rm_crash_fired;
-uint64_t rm_crash_rng = 88172645463325252ull;
-#endif
 
-/* Signed distance seq - counter, modulo 2^SEQ_BITS. */
-static inline int64_t seq_diff(uint64_t seq, uint64_t counter)
-{
-    uint64_t d = (seq - counter) << RM_RING_VALUE_BITS;
-    return (int64_t)d >> RM_RING_VALUE_BITS;
-}
 
-size_t rm_ring_bytes(uint32_t size)
-{
-    return sizeof(struct rm_ring) + (size_t)size * sizeof(uint64_t);
-}
-
-uint32_t rm_ring_size_for(uint32_t n)
-{
-    uint32_t s = 2;
-    while (s < n) {
-        if (s >= RM_RING_MAX_SIZE)
-            return 0;
-        s <<= 1;
-    }
-    return s;
-}
-
-int rm_ring_init(struct rm_ring *r, uint32_t size)
-{
-    if (size < 2 || size > RM_RING_MAX_SIZE || (size & (size - 1)))
-        return -1;
-    r->size = size;
-    r->mask = size - 1;
-    for (uint32_t i = 0; i < size; i++)
-        atomic_store_explicit(&r->cells[i], CELL(i, RM_RING_EMPTY_VALUE), memory_order_relaxed);
-    atomic_store_explicit(&r->head, 0, memory_order_relaxed);
-    /* R0: publishes the initialised cells; the segment's magic store (F1 in
-     * segment.c) or fork() orders this before any other process looks. */
-    atomic_store_explicit(&r->tail, 0, memory_order_release);
-    return 0;
-}
 
 int rm_ring_enqueue(struct rm_ring *r, uint32_t v)
 {
@@ -149,11 +105,3 @@ int rm_ring_dequeue(struct rm_ring *r, uint32_t *v, _Atomic uint64_t *intent, un
     }
 }
 
-uint32_t rm_ring_count(const struct rm_ring *r)
-{
-    uint64_t h = atomic_load_explicit(&((struct rm_ring *)r)->head, memory_order_relaxed);
-    uint64_t t = atomic_load_explicit(&((struct rm_ring *)r)->tail, memory_order_relaxed);
-    if (t <= h)
-        return 0;
-    return t - h > r->size ? r->size : (uint32_t)(t - h);
-}

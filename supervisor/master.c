@@ -239,6 +239,21 @@ static struct rm_sb_entry *prepare_entry(unsigned sb, int role, unsigned pool, u
     return e;
 }
 
+/* The master's private record of a process it started (or reserved). */
+static void init_proc(struct proc *p, int role, unsigned pool, unsigned index, uint32_t generation,
+                      uint64_t spawn_ns, uint64_t max_requests)
+{
+    memset(p, 0, sizeof *p);
+    p->pidfd = -1;
+    p->role = role;
+    p->pool = pool;
+    p->index = index;
+    p->generation = generation;
+    p->spawn_ns = spawn_ns;
+    p->kill_reason = KR_NONE;
+    p->max_requests = max_requests;
+}
+
 static unsigned jittered_max_requests(unsigned pool)
 {
     /* Jitter up to +25% so a pool's workers do not all recycle together. */
@@ -325,16 +340,9 @@ static int spawn(unsigned sb, int role, unsigned pool, unsigned index)
         fcntl(zsv[0], F_SETFL, fcntl(zsv[0], F_GETFL) | O_NONBLOCK);
     }
     atomic_store_explicit(&e->pid, pid, memory_order_release);
-    memset(p, 0, sizeof *p);
+    init_proc(p, role, pool, index, e->generation, e->spawn_ns, max_requests);
     p->pid = pid;
     p->pidfd = sys_pidfd_open(pid);
-    p->role = role;
-    p->pool = pool;
-    p->index = index;
-    p->generation = e->generation;
-    p->spawn_ns = e->spawn_ns;
-    p->kill_reason = KR_NONE;
-    p->max_requests = max_requests;
     char nb[96];
     rm_debug("spawned %s, pid %d", proc_name(p, nb, sizeof nb), pid);
     return 0;
@@ -703,17 +711,10 @@ static int request_worker(struct pool_rt *pr, unsigned pidx, unsigned sb)
         rm_err("pool %s: asking the preloader for a worker: write: %s", pr->cfg.name, strerror(errno));
         return -1;
     }
-    memset(p, 0, sizeof *p);
-    p->pidfd = -1;
+    uint64_t now = rm_now_ns();
+    init_proc(p, RM_ROLE_WORKER, pidx, index, pr->generation, now, jittered_max_requests(pidx));
     p->reserved = 1;
-    p->reserved_at = rm_now_ns();
-    p->role = RM_ROLE_WORKER;
-    p->pool = pidx;
-    p->index = index;
-    p->generation = pr->generation;
-    p->spawn_ns = p->reserved_at;
-    p->kill_reason = KR_NONE;
-    p->max_requests = jittered_max_requests(pidx);
+    p->reserved_at = now;
     return 0;
 }
 
