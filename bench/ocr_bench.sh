@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2154 # own0, own1, c0, c1 are set by children_cpu (printf -v)
 # ocr_bench.sh - OCR requests/s and p50/p99 latency: ringmaster's `ocr` pool
 # (the model loaded once per worker) against running Tesseract's own CLI once
 # per image, as a user would script it, on the same generated one-line
@@ -23,7 +24,8 @@
 # time, with the per-round min-max beside it; p50/p99/max over all rounds'
 # requests (nearest rank). CPU ms/req: CPU time of all ringmaster processes
 # (master, gateway, workers; not the client) or of the tesseract processes,
-# per request - what the work costs whatever else the machine is doing.
+# per request (the warm-up requests, ~1%, are in the CPU time, not in the
+# count) - what the work costs whatever else the machine is doing.
 # Then the ratios ringmaster / CLI at equal concurrency, and how much CPU
 # other processes took during the run (the noise).
 #
@@ -134,7 +136,7 @@ declare -A LABEL CONC CNT WALL NON WRONG ERR CPU RPS
 keys=()
 # add KEY LABEL CONC CPU_SECONDS < a result line of ocr_client.py
 add() {
-    local key=$1 line count=0 wall=0 rps=0 non200=0 wrong=0 errors=1 p50_ms= p99_ms= max_ms=
+    local key=$1 line count=0 wall=0 rps=0 non200=0 wrong=0 errors=1 p50_ms='' p99_ms='' max_ms=''
     line=$(grep '^count=' || true)
     [ -n "$line" ] && eval "$line"
     if [ -z "${LABEL[$key]:-}" ]; then

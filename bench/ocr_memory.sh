@@ -151,7 +151,7 @@ INI
     echo "-- $n worker(s), master pid $rm_pid, port $port" >&2
     # Every worker serves >= per_worker requests (checked with ringmasterctl
     # when it is there; else n * per_worker requests at concurrency n).
-    for round in $(seq 10); do
+    for _ in $(seq 10); do
         python3 "$client" http --port "$port" --manifest "$tmp/manifest" --concurrency "$n" \
             --warmup 0 --requests "$per_worker" >"$tmp/client.out" 2>"$tmp/client.err" ||
             { cat "$tmp/client.err"; exit 1; }
@@ -181,7 +181,7 @@ echo
 echo "OCR pool memory (preload = $preload) after every worker served >= $per_worker requests (MB = 10^6 bytes; per worker = mean; non-worker = master, gateway and any preloader)"
 printf '%7s %12s %12s %17s %16s %12s %15s\n' workers "RSS/worker" "PSS/worker" "anon PSS/worker" "non-worker PSS" "total PSS" "(processes)"
 for r in "${results[@]}"; do
-    read -r n found rss pss anon pmin pmax mg total nprocs <<<"$r"
+    read -r n found rss pss anon _ _ mg total nprocs <<<"$r"
     printf '%7s %12s %12s %17s %16s %12s %15s\n' "$n" "$rss" "$pss" "$anon" "$mg" "$total" "$nprocs"
     [ "$found" = "$n" ] || echo "    (found $found worker processes, expected $n)"
 done

@@ -9,7 +9,7 @@
 #   php-fpm + nginx (2w)    bench/peers/echo.php, pm static, unix socket, 1 nginx worker
 #
 # Load: wrk -t2 -c CONNS, POST "hello", for SECONDS per server. Faults while wrk
-# runs: every 1 s a random worker (a child of the server's master; php-fpm's
+# runs (defaults): every 1 s a random worker (a child of the server's master; php-fpm's
 # pool workers; never nginx) gets SIGKILL, and every 2 s the server reloads
 # with its own mechanism, its worker count alternating 3 and 2:
 #   ringmaster  INI rewritten, `ringmasterctl reload`
@@ -20,16 +20,25 @@
 # "Non-2xx or 3xx"), socket errors (connect + read + write + timeout), req/s,
 # p99 latency from the Lua done() hook. A details block follows.
 #
-#   bench/peers_availability.sh [-d SECONDS] [-c CONNS]
-# Defaults: 60 s per server, 64 connections. Takes about 4 x (SECONDS + 5) s.
+#   bench/peers_availability.sh [-d SECONDS] [-c CONNS] [-k KILL_EVERY_S] [-r RELOAD_EVERY_S] [-s SERVERS]
+# Defaults: 60 s per server, 64 connections, a kill every 1 s, a reload every
+# 2 s (0 turns either off, to tell which fault costs what), all four servers
+# (-s takes a comma list of ringmaster,gunicorn,uwsgi,phpfpm).
+# Takes about 4 x (SECONDS + 5) s.
 # Needs: wrk, gunicorn, uwsgi-core + uwsgi-plugin-python3, php-fpm, nginx;
 # installed with apt-get when missing. Run from the build dir (./ringmaster,
 # ./ringmasterctl; or set RINGMASTER / RINGMASTERCTL). KEEP=1 keeps the temp
 # dir (configs, the servers' logs, wrk output) and prints its path.
 set -euo pipefail
-dur=60; conns=64
-while getopts "d:c:" o; do
-    case $o in d) dur=$OPTARG ;; c) conns=$OPTARG ;; *) echo "usage: $0 [-d SECONDS] [-c CONNS]" >&2; exit 2 ;; esac
+dur=60; conns=64; kill_every=1; reload_every=2; servers=ringmaster,gunicorn,uwsgi,phpfpm
+while getopts "d:c:k:r:s:" o; do
+    case $o in
+        d) dur=$OPTARG ;; c) conns=$OPTARG ;; k) kill_every=$OPTARG ;; r) reload_every=$OPTARG ;; s) servers=$OPTARG ;;
+        *) echo "usage: $0 [-d SECONDS] [-c CONNS] [-k KILL_EVERY_S] [-r RELOAD_EVERY_S] [-s SERVERS]" >&2; exit 2 ;;
+    esac
+done
+for v in "$dur" "$conns" "$kill_every" "$reload_every"; do
+    [[ $v =~ ^[0-9]+$ ]] || { echo "not a whole number: $v" >&2; exit 2; }
 done
 here=$(cd "$(dirname "$0")" && pwd)
 peers=$here/peers
@@ -277,20 +286,21 @@ run_server() { # key label
     local wrkpid=$! ; helpers+=("$wrkpid")
     local start now kills=0 reloads=0 n=2 wmin=99 wmax=0 w pid
     start=$(now_ms)
-    local next_kill=$((start + 1000)) next_reload=$((start + 2000)) deadline=$((start + dur * 1000 + 15000))
+    local next_kill=$((start + kill_every * 1000)) next_reload=$((start + reload_every * 1000))
+    local deadline=$((start + dur * 1000 + 15000))
     while alive "$wrkpid"; do
         sleep 0.1
         now=$(now_ms)
         if [ "$now" -ge "$deadline" ]; then kill -TERM "$wrkpid" 2>/dev/null; break; fi
         w=$("workers_$key" | wc -l)
         [ "$w" -lt "$wmin" ] && wmin=$w; [ "$w" -gt "$wmax" ] && wmax=$w
-        if [ "$now" -ge "$next_kill" ]; then
-            next_kill=$((next_kill + 1000))
+        if [ "$kill_every" -gt 0 ] && [ "$now" -ge "$next_kill" ]; then
+            next_kill=$((next_kill + kill_every * 1000))
             pid=$("workers_$key" | shuf -n1)
             [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null && kills=$((kills + 1))
         fi
-        if [ "$now" -ge "$next_reload" ]; then
-            next_reload=$((next_reload + 2000))
+        if [ "$reload_every" -gt 0 ] && [ "$now" -ge "$next_reload" ]; then
+            next_reload=$((next_reload + reload_every * 1000))
             n=$((n == 2 ? 3 : 2)); "reload_$key" "$n"; reloads=$((reloads + 1))
         fi
     done
@@ -313,11 +323,17 @@ run_server() { # key label
         "$label" "$2" "$3" "$4" "$5" "$kills" "$reloads" "$reload_fail" "$wmin" "$wmax")")
 }
 
-echo "peers_availability: ${dur}s per server, wrk -t2 -c$conns POST hello, SIGKILL a worker every 1 s, reload every 2 s (2/3 workers)" >&2
-run_server ringmaster "ringmaster"
-run_server gunicorn   "gunicorn (sync, 2w)"
-run_server uwsgi      "uWSGI (2w)"
-run_server phpfpm     "php-fpm + nginx (2w)"
+faults="SIGKILL a worker every ${kill_every} s, reload (2/3 workers) every ${reload_every} s"
+echo "peers_availability: ${dur}s per server, wrk -t2 -c$conns POST hello, $faults (0 = off)" >&2
+for key in ${servers//,/ }; do
+    case $key in
+        ringmaster) run_server ringmaster "ringmaster" ;;
+        gunicorn)   run_server gunicorn   "gunicorn (sync, 2w)" ;;
+        uwsgi)      run_server uwsgi      "uWSGI (2w)" ;;
+        phpfpm)     run_server phpfpm     "php-fpm + nginx (2w)" ;;
+        *) echo "unknown server $key (ringmaster,gunicorn,uwsgi,phpfpm)" >&2; exit 2 ;;
+    esac
+done
 
 printf '%-22s %9s %8s %11s %9s %8s\n' server requests non-2xx socket_err req/s p99_ms
 printf '%s\n' "${rows[@]}"

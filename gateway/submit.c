@@ -31,33 +31,6 @@
 
 /* ------------------------------------------------------------------ pools */
 
-static bool range_ok(uint64_t off, uint64_t len, uint64_t size)
-{
-    return off <= size && len <= size - off;
-}
-
-/* Everything the gateway will dereference in pool p lies inside the segment. */
-static bool pool_valid(const struct rm_seg *seg, const struct rm_shm_pool *p)
-{
-    uint64_t size = seg->size;
-    uint32_t n = p->nslots;
-    if (n == 0 || n > RM_RING_MAX_VALUE || p->max_req == 0 || p->max_resp == 0)
-        return false;
-    if (p->req_stride < p->max_req || p->resp_stride < p->max_resp ||
-        p->req_stride > UINT64_MAX / n || p->resp_stride > UINT64_MAX / n)
-        return false;
-    uint32_t cells = rm_ring_size_for(n * 2u);
-    if (cells == 0 || p->ring_off % RM_CACHELINE || p->states_off % 8 || p->meta_off % 8)
-        return false;
-    if (!range_ok(p->ring_off, rm_ring_bytes(cells), size) ||
-        !range_ok(p->states_off, (uint64_t)n * sizeof(uint64_t), size) ||
-        !range_ok(p->meta_off, (uint64_t)n * sizeof(struct rm_slot_meta), size) ||
-        !range_ok(p->req_off, (uint64_t)n * p->req_stride, size) ||
-        !range_ok(p->resp_off, (uint64_t)n * p->resp_stride, size))
-        return false;
-    const struct rm_ring *r = rm_pool_ring(seg, p);
-    return r->size == cells && r->mask == cells - 1;
-}
 
 void gw_scan_workers(const struct gw *gw, unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES])
 {
@@ -107,7 +80,7 @@ void gw_pools_refresh(struct gw *gw)
         gp->name[sizeof gp->name - 1] = '\0';
         gp->name_len = strlen(gp->name);
         bool was_valid = gp->valid;
-        gp->valid = pool_valid(gw->seg, p);
+        gp->valid = rm_pool_valid(gw->seg, p);
         if (!gp->valid && was_valid)
             rm_err("pool %u (%s): descriptor out of bounds of the shared memory, not served", i, gp->name);
         if (gp->valid && gp->cursor >= p->nslots)

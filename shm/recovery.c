@@ -9,7 +9,7 @@
 
 static void notify(const struct rm_recovery_ops *ops, const struct rm_seg *seg, uint32_t gw)
 {
-    if (ops && ops->notify_gateway && gw < seg->hdr->nprocs)
+    if (ops && ops->notify_gateway && gw < seg->nprocs)
         ops->notify_gateway(ops->arg, gw);
 }
 
@@ -29,7 +29,7 @@ static void post(struct rm_seg *seg, unsigned pool, uint32_t slot, uint32_t gen,
 
 static int gateway_alive(const struct rm_seg *seg, uint32_t gw)
 {
-    if (gw >= seg->hdr->nprocs)
+    if (gw >= seg->nprocs)
         return 0;
     const struct rm_sb_entry *e = rm_seg_sb(seg, gw);
     unsigned st = atomic_load_explicit(&((struct rm_sb_entry *)e)->state, memory_order_acquire);
@@ -106,8 +106,8 @@ static void recover_worker(struct rm_seg *seg, unsigned idx, struct rm_sb_entry 
     if (pool >= RM_SHM_MAX_POOLS)
         return;
     struct rm_shm_pool *p = rm_seg_pool(seg, pool);
-    if (!atomic_load_explicit(&p->active, memory_order_acquire))
-        return;
+    if (!atomic_load_explicit(&p->active, memory_order_acquire) || !rm_pool_valid(seg, p))
+        return; /* a scribbled descriptor: lose its requests, never crash */
     const unsigned me = RM_OWNER(idx);
 
     /* First the intent. acquire: the process is reaped; pairs with its
@@ -158,7 +158,7 @@ static void recover_gateway(struct rm_seg *seg, unsigned idx, const struct rm_re
     const unsigned me = RM_OWNER(idx);
     for (unsigned pool = 0; pool < RM_SHM_MAX_POOLS; pool++) {
         struct rm_shm_pool *p = rm_seg_pool(seg, pool);
-        if (!atomic_load_explicit(&p->active, memory_order_acquire))
+        if (!atomic_load_explicit(&p->active, memory_order_acquire) || !rm_pool_valid(seg, p))
             continue;
         for (uint32_t s = 0; s < p->nslots; s++) {
             _Atomic uint64_t *word = rm_pool_state(seg, p, s);
@@ -205,7 +205,7 @@ void rm_recover_process(struct rm_seg *seg, unsigned idx, uint64_t now_ns,
     if (!res)
         res = &local;
     memset(res, 0, sizeof *res);
-    if (idx >= seg->hdr->nprocs)
+    if (idx >= seg->nprocs)
         return;
     struct rm_sb_entry *e = rm_seg_sb(seg, idx);
     if (e->role == RM_ROLE_WORKER)
@@ -223,7 +223,7 @@ int rm_recovery_retry(struct rm_seg *seg, unsigned pool, uint32_t slot, uint32_t
     if (pool >= RM_SHM_MAX_POOLS)
         return 1;
     struct rm_shm_pool *p = rm_seg_pool(seg, pool);
-    if (!atomic_load_explicit(&p->active, memory_order_acquire) || slot >= p->nslots)
+    if (!atomic_load_explicit(&p->active, memory_order_acquire) || !rm_pool_valid(seg, p) || slot >= p->nslots)
         return 1;
     uint64_t w = rm_slot_load(rm_pool_state(seg, p, slot));
     if (RM_SLOT_STATE(w) != RM_SLOT_QUEUED || RM_SLOT_GEN(w) != gen)

@@ -89,6 +89,12 @@ int rm_seg_create(struct rm_seg *seg, uint32_t nprocs, uint32_t max_gateways,
     h->master_stats_off = master_stats_off;
     h->arena_off = arena_off;
     h->arena_size = size - arena_off;
+    seg->pools_off = pools_off;
+    seg->sb_off = sb_off;
+    seg->gw_stats_off = gw_stats_off;
+    seg->master_stats_off = master_stats_off;
+    seg->nprocs = nprocs;
+    seg->max_gateways = max_gateways;
     for (uint32_t i = 0; i < nprocs; i++) {
         struct rm_sb_entry *e = rm_seg_sb(seg, i);
         atomic_store_explicit(&e->cur_slot, RM_NO_SLOT, memory_order_relaxed);
@@ -269,6 +275,12 @@ int rm_seg_attach(struct rm_seg *seg, const char *path, bool writable, char *err
     seg->size = (size_t)st.st_size;
     seg->hdr = base;
     seg->fd = fd;
+    seg->pools_off = seg->hdr->pools_off;
+    seg->sb_off = seg->hdr->sb_off;
+    seg->gw_stats_off = seg->hdr->gw_stats_off;
+    seg->master_stats_off = seg->hdr->master_stats_off;
+    seg->nprocs = seg->hdr->nprocs;
+    seg->max_gateways = seg->hdr->max_gateways;
     return 0;
 }
 
@@ -280,4 +292,26 @@ void rm_seg_close(struct rm_seg *seg)
         close(seg->fd);
     memset(seg, 0, sizeof *seg);
     seg->fd = -1;
+}
+
+bool rm_pool_valid(const struct rm_seg *seg, const struct rm_shm_pool *p)
+{
+    uint64_t size = seg->size;
+    uint32_t n = p->nslots;
+    if (n == 0 || n > RM_RING_MAX_VALUE || p->max_req == 0 || p->max_resp == 0)
+        return false;
+    if (p->req_stride < p->max_req || p->resp_stride < p->max_resp ||
+        p->req_stride > UINT64_MAX / n || p->resp_stride > UINT64_MAX / n)
+        return false;
+    uint32_t cells = rm_ring_size_for(n * 2u);
+    if (cells == 0 || p->ring_off % RM_CACHELINE || p->states_off % 8 || p->meta_off % 8)
+        return false;
+    if (!check_range(p->ring_off, rm_ring_bytes(cells), size) ||
+        !check_range(p->states_off, (uint64_t)n * sizeof(uint64_t), size) ||
+        !check_range(p->meta_off, (uint64_t)n * sizeof(struct rm_slot_meta), size) ||
+        !check_range(p->req_off, (uint64_t)n * p->req_stride, size) ||
+        !check_range(p->resp_off, (uint64_t)n * p->resp_stride, size))
+        return false;
+    const struct rm_ring *r = (const struct rm_ring *)(seg->base + p->ring_off);
+    return r->size == cells && r->mask == cells - 1;
 }

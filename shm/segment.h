@@ -20,6 +20,11 @@ struct rm_seg {
     int fd;
     bool owner;       /* created it (master) */
     uint64_t arena_used;   /* master only: bump pointer into the arena */
+    /* Private copies of the header's geometry, taken when the segment was
+     * created or validated: a process that scribbles over the shared header
+     * cannot make the accessors below index outside the mapping. */
+    uint64_t pools_off, sb_off, gw_stats_off, master_stats_off;
+    uint32_t nprocs, max_gateways;
 };
 
 struct rm_pool_spec {
@@ -51,6 +56,14 @@ void rm_seg_publish(struct rm_seg *seg);
 int rm_seg_pool_add(struct rm_seg *seg, unsigned idx, const struct rm_pool_spec *spec,
                     char *err, size_t errlen);
 
+/*
+ * A pool descriptor's geometry is in bounds and consistent (offsets inside
+ * the mapping, ring size matching nslots). Readers that do not own the
+ * descriptor check it before they index with it: the master before
+ * recovery, gateways before serving the pool.
+ */
+bool rm_pool_valid(const struct rm_seg *seg, const struct rm_shm_pool *p);
+
 /* Attach an existing segment from a file (e.g. /proc/PID/fd/N) and validate
  * it. writable=false maps it read-only. */
 int rm_seg_attach(struct rm_seg *seg, const char *path, bool writable, char *err, size_t errlen);
@@ -65,11 +78,11 @@ void rm_seg_close(struct rm_seg *seg);
 
 static inline struct rm_shm_pool *rm_seg_pool(const struct rm_seg *seg, unsigned i)
 {
-    return (struct rm_shm_pool *)(seg->base + seg->hdr->pools_off) + i;
+    return (struct rm_shm_pool *)(seg->base + seg->pools_off) + i;
 }
 static inline struct rm_sb_entry *rm_seg_sb(const struct rm_seg *seg, unsigned i)
 {
-    return (struct rm_sb_entry *)(seg->base + seg->hdr->sb_off) + i;
+    return (struct rm_sb_entry *)(seg->base + seg->sb_off) + i;
 }
 static inline struct rm_ring *rm_pool_ring(const struct rm_seg *seg, const struct rm_shm_pool *p)
 {
@@ -93,11 +106,11 @@ static inline unsigned char *rm_pool_resp(const struct rm_seg *seg, const struct
 }
 static inline struct rm_gw_stats *rm_seg_gw_stats(const struct rm_seg *seg, unsigned gw, unsigned pool)
 {
-    return (struct rm_gw_stats *)(seg->base + seg->hdr->gw_stats_off) + (size_t)gw * RM_SHM_MAX_POOLS + pool;
+    return (struct rm_gw_stats *)(seg->base + seg->gw_stats_off) + (size_t)gw * RM_SHM_MAX_POOLS + pool;
 }
 static inline struct rm_master_stats *rm_seg_master_stats(const struct rm_seg *seg, unsigned pool)
 {
-    return (struct rm_master_stats *)(seg->base + seg->hdr->master_stats_off) + pool;
+    return (struct rm_master_stats *)(seg->base + seg->master_stats_off) + pool;
 }
 
 #endif

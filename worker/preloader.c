@@ -104,7 +104,7 @@ int rm_preloader_main(struct rm_preloader_ctx *ctx)
             break; /* the master closed its end */
         if (r != (ssize_t)sizeof req)
             continue;
-        if (req.sb >= w->seg->hdr->nprocs)
+        if (req.sb >= w->seg->nprocs)
             continue; /* bounds-checked like any index from outside */
         fflush(NULL);
         pid_t mid = fork();
