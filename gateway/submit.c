@@ -72,7 +72,12 @@ void gw_pools_refresh(struct gw *gw)
         /* acquire: pairs with the master's release store of active
          * (rm_seg_pool_add), so the descriptor below is complete. */
         if (!atomic_load_explicit(&p->active, memory_order_acquire)) {
-            gp->active = gp->valid = gp->has_worker = false;
+            /* Removed (or never configured). A removed pool's entry is never
+             * reused, so requests already in flight in it keep their
+             * geometry (valid) and are answered; new ones get 404. */
+            gp->active = gp->has_worker = false;
+            if (gp->valid && !rm_pool_valid(gw->seg, p))
+                gp->valid = false;
             continue;
         }
         gp->active = true;
@@ -178,8 +183,13 @@ void gw_submit(struct gw *gw, struct gw_conn *c)
     struct gw_pool *gp = &gw->pools[pi];
     struct rm_shm_pool *p = rm_seg_pool(seg, pi);
 
-    /* acquire: pairs with the master's release store of active */
-    if (!gp->valid || !atomic_load_explicit(&p->active, memory_order_acquire)) {
+    /* acquire: pairs with the master's release store of active. A pool
+     * removed since the last tick is unknown now, like any other. */
+    if (!atomic_load_explicit(&p->active, memory_order_acquire)) {
+        gw_respond_error_s(gw, c, 404, "unknown model");
+        return;
+    }
+    if (!gp->valid) {
         reject(gw, c, pi, "model not available");
         return;
     }

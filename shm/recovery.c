@@ -106,7 +106,8 @@ static void recover_worker(struct rm_seg *seg, unsigned idx, struct rm_sb_entry 
     if (pool >= RM_SHM_MAX_POOLS)
         return;
     struct rm_shm_pool *p = rm_seg_pool(seg, pool);
-    if (!atomic_load_explicit(&p->active, memory_order_acquire) || !rm_pool_valid(seg, p))
+    /* A removed pool (inactive) still has its slots: recover them too. */
+    if (!p->nslots || !rm_pool_valid(seg, p))
         return; /* a scribbled descriptor: lose its requests, never crash */
     const unsigned me = RM_OWNER(idx);
 
@@ -158,7 +159,7 @@ static void recover_gateway(struct rm_seg *seg, unsigned idx, const struct rm_re
     const unsigned me = RM_OWNER(idx);
     for (unsigned pool = 0; pool < RM_SHM_MAX_POOLS; pool++) {
         struct rm_shm_pool *p = rm_seg_pool(seg, pool);
-        if (!atomic_load_explicit(&p->active, memory_order_acquire) || !rm_pool_valid(seg, p))
+        if (!p->nslots || !rm_pool_valid(seg, p))
             continue;
         for (uint32_t s = 0; s < p->nslots; s++) {
             _Atomic uint64_t *word = rm_pool_state(seg, p, s);
@@ -223,7 +224,7 @@ int rm_recovery_retry(struct rm_seg *seg, unsigned pool, uint32_t slot, uint32_t
     if (pool >= RM_SHM_MAX_POOLS)
         return 1;
     struct rm_shm_pool *p = rm_seg_pool(seg, pool);
-    if (!atomic_load_explicit(&p->active, memory_order_acquire) || !rm_pool_valid(seg, p) || slot >= p->nslots)
+    if (!p->nslots || !rm_pool_valid(seg, p) || slot >= p->nslots)
         return 1;
     uint64_t w = rm_slot_load(rm_pool_state(seg, p, slot));
     if (RM_SLOT_STATE(w) != RM_SLOT_QUEUED || RM_SLOT_GEN(w) != gen)

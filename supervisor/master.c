@@ -70,6 +70,7 @@ struct proc {
     uint64_t max_requests;/* jittered recycle limit, 0 never */
     int reserved;         /* preload pools: entry reserved, worker being forked by the preloader */
     uint64_t reserved_at;
+    int poisoned;         /* reservation given up (pid word tombstoned): never reused */
 };
 
 struct pool_rt {
@@ -83,6 +84,14 @@ struct pool_rt {
     int in_use;
     int zfd;                   /* preload: command socket of the current preloader, -1 none */
     unsigned zsb;              /* its scoreboard entry, NPROCS none */
+    int removing;              /* removed by a reload (or a rolled-back add): drain, then 404 */
+    /* What a rollback restores (taken when a reload starts). */
+    struct rm_pool_config prev_cfg;
+    unsigned prev_target;
+    uint32_t prev_generation;
+    int prev_removing;
+    int added;                 /* created by the reload under way */
+    unsigned reload_failures;  /* early deaths of its new generation during the reload */
 };
 
 struct ctl_client {
@@ -118,8 +127,7 @@ struct master {
     /* reload */
     int reloading;
     uint64_t reload_started;
-    struct rm_config old_cfg;
-    uint32_t old_generation;
+    struct rm_config old_cfg;     /* global keys a rollback restores */
     char reload_error[512];
     /* systemd */
     uint64_t watchdog_usec, next_watchdog_ns;
@@ -415,6 +423,20 @@ static void describe_status(int status, char *buf, size_t len)
         snprintf(buf, len, "status 0x%x", status);
 }
 
+/* Exponential backoff after n early deaths in a row: the first respawns at
+ * once, then 100 ms, 200 ms, ... up to backoff_max. */
+static uint64_t backoff_delay(unsigned n)
+{
+    if (n <= 1)
+        return 0;
+    unsigned sh = n - 2 < 20 ? n - 2 : 20;
+    uint64_t delay = (100 * MS) << sh;
+    return delay > M->cfg.backoff_max * MS ? M->cfg.backoff_max * MS : delay;
+}
+
+static unsigned count_workers(const struct pool_rt *pr, unsigned pidx, uint32_t gen, int ready_only);
+static void give_up_reservation(unsigned sb);
+
 static void on_death(unsigned sb, int status)
 {
     struct proc *p = &M->procs[sb];
@@ -457,6 +479,10 @@ static void on_death(unsigned sb, int status)
             close(zp->zfd);
         zp->zfd = -1;
         zp->zsb = NPROCS;
+        /* Requests it had not served yet will not be: replace them now. */
+        for (unsigned r = RM_MAX_GATEWAYS; r < NPROCS; r++)
+            if (M->procs[r].reserved && M->procs[r].pool == p->pool)
+                give_up_reservation(r);
     }
     if (p->role == RM_ROLE_WORKER || p->role == RM_ROLE_PRELOADER) {
         struct pool_rt *pr = p->pool < RM_SHM_MAX_POOLS ? &M->pools[p->pool] : NULL;
@@ -464,30 +490,35 @@ static void on_death(unsigned sb, int status)
             if (!p->retiring && !M->stopping)
                 atomic_fetch_add_explicit(&rm_seg_master_stats(&M->seg, pr->shm)->restarts[reason], 1,
                                           memory_order_relaxed);
-            if (init_failed && !p->retiring) {
-                if (M->reloading && p->generation == pr->generation && pr->generation != M->old_generation) {
+            int unplanned = !p->retiring && !clean && !recycled;
+            int early = unplanned && (lived < EARLY_DEATH_NS || !p->ready_ns);
+            int new_gen = M->reloading && !pr->added && p->generation == pr->generation &&
+                          pr->generation != pr->prev_generation;
+            if (M->reloading && (new_gen || pr->added) && (init_failed || early) && !M->reload_error[0]) {
+                /* The new generation cannot load: roll the reload back
+                 * rather than respawn it forever. */
+                if (init_failed || ++pr->reload_failures >= 3)
                     snprintf(M->reload_error, sizeof M->reload_error,
-                             "pool %s: handler init failed in the new generation", pr->cfg.name);
-                } else if (!pr->failed) {
+                             "pool %s: new workers %s", pr->cfg.name,
+                             init_failed ? "failed handler init" : "died while loading, 3 times");
+            } else if (init_failed && !p->retiring) {
+                if (count_workers(pr, p->pool, pr->generation, 1) == 0 && !pr->failed) {
+                    /* Nothing of this pool serves and its model will not
+                     * load: failed, not ready, no respawn storm. */
                     pr->failed = 1;
                     atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->failed, 1, memory_order_release);
                     rm_err("pool %s: handler init failed (exit %d): pool marked failed and not ready; "
                            "fix the configuration and reload", pr->cfg.name, RM_EXIT_INIT_FAILED);
                 }
-            } else if (!p->retiring && !clean && !recycled) {
-                /* Backoff: the first early death respawns at once, repeated
-                 * ones wait 100 ms, 200 ms, ... up to backoff_max. */
-                if (lived < EARLY_DEATH_NS || !p->ready_ns) {
+                early = 1; /* others still serve: retry with backoff */
+            }
+            if (unplanned && !pr->failed) {
+                if (early) {
                     pr->early_deaths++;
-                    uint64_t delay = 0;
-                    if (pr->early_deaths > 1) {
-                        unsigned sh = pr->early_deaths - 2 < 20 ? pr->early_deaths - 2 : 20;
-                        delay = (100 * MS) << sh;
-                        if (delay > M->cfg.backoff_max * MS)
-                            delay = M->cfg.backoff_max * MS;
+                    uint64_t delay = backoff_delay(pr->early_deaths);
+                    if (delay)
                         rm_warn("pool %s: %u early deaths in a row: next worker in %.1f s", pr->cfg.name,
                                 pr->early_deaths, delay / 1e9);
-                    }
                     pr->next_spawn_ns = now + delay;
                 } else {
                     pr->early_deaths = 0;
@@ -497,15 +528,11 @@ static void on_death(unsigned sb, int status)
         }
     } else if (p->role == RM_ROLE_GATEWAY && !p->retiring && !M->stopping) {
         atomic_fetch_add_explicit(&rm_seg_master_stats(&M->seg, 0)->gw_restarts, 1, memory_order_relaxed);
-        if (lived < EARLY_DEATH_NS) {
+        if (lived < EARLY_DEATH_NS || !p->ready_ns)
             M->gw_early_deaths++;
-            uint64_t delay = M->gw_early_deaths > 1 ? (100 * MS) << (M->gw_early_deaths < 12 ? M->gw_early_deaths - 2 : 10) : 0;
-            if (delay > M->cfg.backoff_max * MS)
-                delay = M->cfg.backoff_max * MS;
-            M->gw_next_spawn_ns = now + delay;
-        } else {
+        else
             M->gw_early_deaths = 0;
-        }
+        M->gw_next_spawn_ns = now + backoff_delay(M->gw_early_deaths);
     }
 
     if (p->pidfd >= 0)
@@ -517,12 +544,44 @@ static void on_death(unsigned sb, int status)
 }
 
 /* A worker forked by a preloader wrote its pid into its reserved entry. */
+/* A worker forked by a preloader wrote its pid into its reserved entry.
+ * That pid comes from shared memory: adopt it only if it really is our
+ * child (waitid answers ECHILD otherwise), never signal a stranger. */
 static void adopt(unsigned sb, pid_t pid)
 {
     struct proc *p = &M->procs[sb];
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD) {
+        rm_err("scoreboard entry %u names pid %d, which is not our child: ignoring it", sb, (int)pid);
+        p->reserved = 0;
+        p->poisoned = 1;
+        return;
+    }
     p->reserved = 0;
     p->pid = pid;
     p->pidfd = sys_pidfd_open(pid);
+}
+
+/*
+ * Stop waiting for a reserved worker: tombstone its pid word (0 -> -1). The
+ * worker claims the entry with 0 -> its pid, so exactly one side wins: if it
+ * already did, adopt it; if we win, a late worker finds -1 and exits, and the
+ * entry is never handed out again (no two processes share an owner id).
+ */
+static void give_up_reservation(unsigned sb)
+{
+    struct proc *p = &M->procs[sb];
+    int32_t expected = 0;
+    /* acq_rel: pairs with the worker's CAS in preloader.c. */
+    if (atomic_compare_exchange_strong_explicit(&rm_seg_sb(&M->seg, sb)->pid, &expected, -1,
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        p->reserved = 0;
+        p->poisoned = 1;
+        atomic_store_explicit(&rm_seg_sb(&M->seg, sb)->state, RM_PROC_DEAD, memory_order_release);
+    } else if (expected > 0) {
+        adopt(sb, expected);
+    }
 }
 
 static void adopt_tick(uint64_t now)
@@ -536,11 +595,9 @@ static void adopt_tick(uint64_t now)
         if (pid > 0) {
             adopt(sb, pid);
         } else if (now - p->reserved_at > (M->pools[p->pool].cfg.startup_timeout + 1000) * MS) {
-            rm_warn("pool %s: the preloader did not start worker %u: giving its entry back",
+            rm_warn("pool %s: the preloader did not start worker %u in time: giving up on it",
                     M->pools[p->pool].cfg.name, p->index);
-            rm_recover_process(&M->seg, sb, now, NULL, NULL);
-            memset(p, 0, sizeof *p);
-            p->pidfd = -1;
+            give_up_reservation(sb);
         }
     }
 }
@@ -589,10 +646,18 @@ static void check_procs(uint64_t now)
         uint64_t hb = atomic_load_explicit(&e->heartbeat_ns, memory_order_relaxed);
         if (!p->ready_ns && (st == RM_PROC_READY || st == RM_PROC_BUSY))
             p->ready_ns = now;
+        /* Serving for a while ends a series of early deaths. */
+        if (p->ready_ns && now - p->ready_ns >= EARLY_DEATH_NS) {
+            if (p->role == RM_ROLE_GATEWAY)
+                M->gw_early_deaths = 0;
+            else if (p->pool < RM_SHM_MAX_POOLS)
+                M->pools[p->pool].early_deaths = 0;
+        }
         if ((p->role == RM_ROLE_WORKER || p->role == RM_ROLE_PRELOADER) && st == RM_PROC_STARTING) {
             struct pool_rt *pr = &M->pools[p->pool];
             if (now - p->spawn_ns > pr->cfg.startup_timeout * MS) {
-                if (M->reloading && p->generation == pr->generation && pr->generation != M->old_generation)
+                if (M->reloading && p->generation == pr->generation &&
+                    (pr->added || pr->generation != pr->prev_generation))
                     snprintf(M->reload_error, sizeof M->reload_error,
                              "pool %s: new worker not ready within startup_timeout", pr->cfg.name);
                 kill_proc(p, RM_RESTART_INIT_FAILED, "not ready within startup_timeout");
@@ -628,7 +693,7 @@ static void check_procs(uint64_t now)
 static unsigned free_worker_entry(void)
 {
     for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++)
-        if (!M->procs[sb].pid && !M->procs[sb].reserved)
+        if (!M->procs[sb].pid && !M->procs[sb].reserved && !M->procs[sb].poisoned)
             return sb;
     return NPROCS;
 }
@@ -718,6 +783,32 @@ static int request_worker(struct pool_rt *pr, unsigned pidx, unsigned sb)
     return 0;
 }
 
+/* A removed pool: drain everything of it; once nothing is left, stop
+ * serving it (404 from then on). */
+static void remove_tick(struct pool_rt *pr, unsigned pidx)
+{
+    unsigned left = 0;
+    for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
+        struct proc *p = &M->procs[sb];
+        if (p->pool != pidx || (!p->pid && !p->reserved))
+            continue;
+        if (p->reserved)
+            give_up_reservation(sb);
+        if (p->pid && !p->retiring)
+            drain_proc(sb);
+        left += p->pid != 0;
+    }
+    if (left)
+        return;
+    /* release: gateways that see the pool inactive answer 404. */
+    atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->active, 0, memory_order_release);
+    if (pr->zfd >= 0)
+        close(pr->zfd);
+    pr->zfd = -1;
+    pr->in_use = 0;
+    rm_notice("pool %s removed", pr->cfg.name);
+}
+
 static void reconcile(uint64_t now)
 {
     if (M->stopping)
@@ -739,6 +830,10 @@ static void reconcile(uint64_t now)
             spawn(g, RM_ROLE_GATEWAY, 0, g);
     for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
         struct pool_rt *pr = &M->pools[i];
+        if (pr->in_use && pr->removing) {
+            remove_tick(pr, i);
+            continue;
+        }
         if (!pr->in_use || pr->failed)
             continue;
         if (pr->cfg.preload && !preloader_ready(pr, i, now))
@@ -752,14 +847,14 @@ static void reconcile(uint64_t now)
             if ((pr->cfg.preload ? request_worker(pr, i, sb) : spawn(sb, RM_ROLE_WORKER, i, lowest_free_index(i))) < 0)
                 break;
         }
-        /* Recycling workers drain once their replacements are ready. */
+        /* Recycling workers (max_requests reached, or left over from a
+         * rolled-back generation) drain once their replacements are ready. */
         for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
             struct proc *p = &M->procs[sb];
             if (p->pid && p->role == RM_ROLE_WORKER && p->pool == i && p->recycling && !p->retiring &&
                 count_workers(pr, i, pr->generation, 1) >= pr->target) {
                 char nb[96];
-                rm_info("%s (pid %d) served %llu requests: recycled", proc_name(p, nb, sizeof nb), p->pid,
-                        (unsigned long long)p->max_requests);
+                rm_info("%s (pid %d): replacement ready, draining it", proc_name(p, nb, sizeof nb), p->pid);
                 drain_proc(sb);
             }
         }
@@ -768,7 +863,7 @@ static void reconcile(uint64_t now)
             struct proc *victim = NULL;
             for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
                 struct proc *p = &M->procs[sb];
-                if (p->pid && p->role == RM_ROLE_WORKER && p->pool == i && !p->retiring &&
+                if (p->pid && p->role == RM_ROLE_WORKER && p->pool == i && !p->retiring && !p->recycling &&
                     p->generation == pr->generation && (!victim || p->spawn_ns > victim->spawn_ns))
                     victim = p;
             }
@@ -787,7 +882,7 @@ static int all_pools_ready(char *why, size_t len)
 {
     for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
         struct pool_rt *pr = &M->pools[i];
-        if (!pr->in_use)
+        if (!pr->in_use || pr->removing)
             continue;
         if (pr->failed) {
             snprintf(why, len, "pool %s failed", pr->cfg.name);
@@ -955,57 +1050,66 @@ static int pool_layout_same(const struct rm_pool_config *a, const struct rm_pool
            a->max_response_size == b->max_response_size;
 }
 
-static int add_pool(const struct rm_pool_config *pc, unsigned slot, char *err, size_t errlen)
+static void set_pool_cfg(struct pool_rt *pr, const struct rm_pool_config *pc)
 {
-    struct rm_pool_spec spec = {
-        .name = pc->name, .nslots = pc->queue_depth, .max_req = pc->max_request_size,
-        .max_resp = pc->max_response_size, .max_attempts = pc->max_attempts,
-        .request_timeout_ns = pc->request_timeout * MS, .handler = pc->handler,
-    };
-    unsigned shm;
-    for (shm = 0; shm < RM_SHM_MAX_POOLS; shm++)
-        if (!atomic_load_explicit(&rm_seg_pool(&M->seg, shm)->active, memory_order_acquire) &&
-            !rm_seg_pool(&M->seg, shm)->nslots)
-            break;
-    if (shm == RM_SHM_MAX_POOLS) {
-        snprintf(err, errlen, "no free pool entry in shared memory");
-        return -1;
-    }
-    if (rm_seg_pool_add(&M->seg, shm, &spec, err, errlen) < 0)
-        return -1;
-    struct pool_rt *pr = &M->pools[slot];
-    memset(pr, 0, sizeof *pr);
     pr->cfg = *pc;
     /* cfg.kv points into cfg.kv_store: re-point after the copy. */
     for (size_t k = 0; k < pr->cfg.nkv; k++) {
         pr->cfg.kv[k].key = pr->cfg.kv_store[k][0];
         pr->cfg.kv[k].value = pr->cfg.kv_store[k][1];
     }
-    pr->shm = shm;
+}
+
+/* A pool's master index is its shared-memory index (one numbering
+ * everywhere). Shared-memory pool entries are never reused, so neither are
+ * indexes: a pool removed by a reload keeps its entry until restart. */
+static int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen)
+{
+    struct rm_pool_spec spec = {
+        .name = pc->name, .nslots = pc->queue_depth, .max_req = pc->max_request_size,
+        .max_resp = pc->max_response_size, .max_attempts = pc->max_attempts,
+        .request_timeout_ns = pc->request_timeout * MS, .handler = pc->handler,
+    };
+    unsigned k;
+    for (k = 0; k < RM_SHM_MAX_POOLS; k++)
+        if (!M->pools[k].in_use && !rm_seg_pool(&M->seg, k)->nslots)
+            break;
+    if (k == RM_SHM_MAX_POOLS) {
+        snprintf(err, errlen, "no free pool entry in shared memory (%u pools were ever configured): restart",
+                 RM_SHM_MAX_POOLS);
+        return -1;
+    }
+    if (rm_seg_pool_add(&M->seg, k, &spec, err, errlen) < 0)
+        return -1;
+    struct pool_rt *pr = &M->pools[k];
+    memset(pr, 0, sizeof *pr);
+    set_pool_cfg(pr, pc);
+    pr->shm = k;
     pr->zfd = -1;
     pr->zsb = NPROCS;
     pr->target = pc->workers + pc->spares;
     pr->generation = M->generation;
+    pr->prev_generation = M->generation;
     pr->in_use = 1;
-    atomic_store_explicit(&rm_seg_pool(&M->seg, shm)->workers_target, pr->target, memory_order_relaxed);
+    atomic_store_explicit(&rm_seg_pool(&M->seg, k)->workers_target, pr->target, memory_order_relaxed);
     return 0;
 }
 
-static void set_pool_cfg(struct pool_rt *pr, const struct rm_pool_config *pc)
+static struct pool_rt *pool_by_name(const char *name)
 {
-    pr->cfg = *pc;
-    for (size_t k = 0; k < pr->cfg.nkv; k++) {
-        pr->cfg.kv[k].key = pr->cfg.kv_store[k][0];
-        pr->cfg.kv[k].value = pr->cfg.kv_store[k][1];
-    }
+    for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++)
+        if (M->pools[j].in_use && strcmp(M->pools[j].cfg.name, name) == 0)
+            return &M->pools[j];
+    return NULL;
 }
 
 /*
  * Start a reload: validate the new file, then start a new generation of
  * workers for every pool. Old workers drain one by one as new ones become
  * ready (reload_tick). Pools added by the file are created; pools removed
- * drain and then answer 404. A pool whose queue_depth or max sizes changed
- * needs a restart (its shared-memory layout is fixed): refused.
+ * drain and then answer 404 (reconcile). A pool whose queue_depth or max
+ * sizes changed needs a restart (its shared-memory layout is fixed): refused.
+ * Everything a rollback needs is saved per pool first.
  */
 static int begin_reload(char *why, size_t len)
 {
@@ -1020,114 +1124,172 @@ static int begin_reload(char *why, size_t len)
         free(nc);
         return -1;
     }
+    rm_runtime_dir_resolve(nc);
     if (nc->gateways != M->cfg.gateways || strcmp(nc->runtime_dir, M->cfg.runtime_dir) != 0) {
         snprintf(why, len, "gateways and runtime_dir cannot change on reload: restart ringmaster");
         free(nc);
         return -1;
     }
-    for (size_t i = 0; i < nc->npools; i++)
-        for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++)
-            if (M->pools[j].in_use && strcmp(M->pools[j].cfg.name, nc->pools[i].name) == 0 &&
-                !pool_layout_same(&M->pools[j].cfg, &nc->pools[i])) {
-                snprintf(why, len, "pool %s: queue_depth, max_request_size and max_response_size cannot change on reload: restart ringmaster",
-                         nc->pools[i].name);
-                free(nc);
-                return -1;
-            }
+    unsigned adding = 0;
+    for (size_t i = 0; i < nc->npools; i++) {
+        struct pool_rt *pr = pool_by_name(nc->pools[i].name);
+        if (!pr) {
+            adding++;
+        } else if (!pool_layout_same(&pr->cfg, &nc->pools[i])) {
+            snprintf(why, len, "pool %s: queue_depth, max_request_size and max_response_size cannot change on reload: restart ringmaster",
+                     nc->pools[i].name);
+            free(nc);
+            return -1;
+        }
+    }
+    unsigned free_entries = 0;
+    for (unsigned k = 0; k < RM_SHM_MAX_POOLS; k++)
+        free_entries += !M->pools[k].in_use && !rm_seg_pool(&M->seg, k)->nslots;
+    if (adding > free_entries) {
+        snprintf(why, len, "%u new pools, room for %u more in shared memory: restart ringmaster", adding, free_entries);
+        free(nc);
+        return -1;
+    }
+
     rm_notice("reload: %s parsed, starting a new generation", nc->path);
     notify("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)(rm_now_ns() / 1000u));
     M->old_cfg = M->cfg;
-    M->old_generation = M->generation;
-    M->generation++;
+    M->generation++; /* never reused, even after a rollback */
     M->reloading = 1;
     M->reload_started = rm_now_ns();
     M->reload_error[0] = '\0';
-    /* Global keys that can change live. */
     M->cfg.heartbeat_interval = nc->heartbeat_interval;
     M->cfg.heartbeat_timeout = nc->heartbeat_timeout;
     M->cfg.shutdown_timeout = nc->shutdown_timeout;
     M->cfg.backoff_max = nc->backoff_max;
-    /* Pools: new generation for kept ones, create added ones. */
-    for (size_t i = 0; i < nc->npools; i++) {
-        unsigned j;
-        for (j = 0; j < RM_SHM_MAX_POOLS; j++)
-            if (M->pools[j].in_use && strcmp(M->pools[j].cfg.name, nc->pools[i].name) == 0)
-                break;
-        if (j < RM_SHM_MAX_POOLS) {
-            struct pool_rt *pr = &M->pools[j];
-            set_pool_cfg(pr, &nc->pools[i]);
-            pr->target = nc->pools[i].workers + nc->pools[i].spares;
-            pr->generation = M->generation;
-            pr->failed = 0;
-            pr->early_deaths = 0;
-            pr->next_spawn_ns = 0;
-            struct rm_shm_pool *sp = rm_seg_pool(&M->seg, pr->shm);
-            sp->max_attempts = nc->pools[i].max_attempts;
-            sp->request_timeout_ns = nc->pools[i].request_timeout * MS;
-            atomic_store_explicit(&sp->failed, 0, memory_order_release);
-            atomic_store_explicit(&sp->workers_target, pr->target, memory_order_relaxed);
-        } else {
-            for (j = 0; j < RM_SHM_MAX_POOLS && M->pools[j].in_use; j++)
-                ;
-            if (j == RM_SHM_MAX_POOLS || add_pool(&nc->pools[i], j, err, sizeof err) < 0) {
-                snprintf(M->reload_error, sizeof M->reload_error, "pool %s: %s", nc->pools[i].name,
-                         j == RM_SHM_MAX_POOLS ? "too many pools" : err);
-                break;
-            }
-            rm_notice("reload: pool %s added", nc->pools[i].name);
-        }
-    }
-    /* Removed pools: drain every worker; the pool goes inactive when empty. */
+
     for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++) {
         struct pool_rt *pr = &M->pools[j];
-        if (!pr->in_use || rm_config_pool(nc, pr->cfg.name))
+        if (!pr->in_use)
             continue;
-        pr->target = 0;
+        pr->prev_cfg = pr->cfg;
+        pr->prev_target = pr->target;
+        pr->prev_generation = pr->generation;
+        pr->prev_removing = pr->removing;
+        pr->added = 0;
+        pr->reload_failures = 0;
+        const struct rm_pool_config *pc = rm_config_pool(nc, pr->cfg.name);
+        if (!pc) {
+            if (!pr->removing)
+                rm_notice("reload: pool %s removed: new requests get 404, its workers finish theirs", pr->cfg.name);
+            pr->removing = 1;
+            /* release: gateways (acquire) stop taking requests for it. */
+            atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->active, 0, memory_order_release);
+            continue;
+        }
+        set_pool_cfg(pr, pc);
+        pr->removing = 0;
+        pr->target = pc->workers + pc->spares;
         pr->generation = M->generation;
-        rm_notice("reload: pool %s removed: draining its workers", pr->cfg.name);
+        pr->failed = 0;
+        pr->early_deaths = 0;
+        pr->next_spawn_ns = 0;
+        struct rm_shm_pool *sp = rm_seg_pool(&M->seg, pr->shm);
+        sp->max_attempts = pc->max_attempts;
+        sp->request_timeout_ns = pc->request_timeout * MS;
+        atomic_store_explicit(&sp->failed, 0, memory_order_release);
+        atomic_store_explicit(&sp->workers_target, pr->target, memory_order_relaxed);
     }
-    for (size_t i = 0; i < nc->npools; i++)
-        ; /* M->cfg.pools is only used for -t; pools live in M->pools */
+    for (size_t i = 0; i < nc->npools; i++) {
+        if (pool_by_name(nc->pools[i].name))
+            continue;
+        if (add_pool(&nc->pools[i], err, sizeof err) < 0) {
+            snprintf(M->reload_error, sizeof M->reload_error, "pool %s: %s", nc->pools[i].name, err);
+            break;
+        }
+        struct pool_rt *pr = pool_by_name(nc->pools[i].name);
+        pr->added = 1;
+        pr->prev_target = 0;
+        rm_notice("reload: pool %s added", nc->pools[i].name);
+    }
     free(nc);
     return 0;
 }
 
+/*
+ * Roll back: every pool gets its previous configuration, target and
+ * generation. New-generation workers that are ready keep serving until the
+ * old generation is back to its target (they are drained like recycled
+ * workers, reconcile), so no pool drops to zero; those still loading are
+ * stopped. Pools the reload added are removed again.
+ */
+static void rollback(void)
+{
+    rm_err("reload failed, rolling back: %s", M->reload_error);
+    for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++) {
+        struct pool_rt *pr = &M->pools[j];
+        if (!pr->in_use)
+            continue;
+        uint32_t new_gen = pr->generation;
+        for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
+            struct proc *p = &M->procs[sb];
+            if (p->pool != j || p->generation != new_gen || p->retiring)
+                continue;
+            if (p->reserved) {
+                give_up_reservation(sb);
+                if (!p->pid)
+                    continue;
+            }
+            if (!p->pid)
+                continue;
+            if (p->role == RM_ROLE_WORKER && p->ready_ns && !pr->added) {
+                p->recycling = 1; /* serves until the old generation is back */
+            } else {
+                drain_proc(sb);
+                if (!p->ready_ns)
+                    kill_proc(p, RM_RESTART_RELOAD, "reload rolled back");
+            }
+        }
+        if (pr->added) {
+            pr->removing = 1;
+            pr->target = 0;
+            atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->active, 0, memory_order_release);
+            continue;
+        }
+        set_pool_cfg(pr, &pr->prev_cfg);
+        pr->target = pr->prev_target;
+        pr->generation = pr->prev_generation;
+        pr->removing = pr->prev_removing;
+        if (!pr->removing)
+            atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->active, 1, memory_order_release);
+        pr->failed = 0;
+        pr->early_deaths = 0;
+        pr->next_spawn_ns = 0;
+        struct rm_shm_pool *sp = rm_seg_pool(&M->seg, pr->shm);
+        sp->max_attempts = pr->cfg.max_attempts;
+        sp->request_timeout_ns = pr->cfg.request_timeout * MS;
+        atomic_store_explicit(&sp->failed, 0, memory_order_release);
+        atomic_store_explicit(&sp->workers_target, pr->target, memory_order_relaxed);
+    }
+    M->cfg.heartbeat_interval = M->old_cfg.heartbeat_interval;
+    M->cfg.heartbeat_timeout = M->old_cfg.heartbeat_timeout;
+    M->cfg.shutdown_timeout = M->old_cfg.shutdown_timeout;
+    M->cfg.backoff_max = M->old_cfg.backoff_max;
+    M->reloading = 0;
+    notify("READY=1");
+    reload_finished(0, M->reload_error);
+}
 
 static void reload_tick(uint64_t now)
 {
     if (!M->reloading)
         return;
+    /* A reload that neither finishes nor fails (workers that keep dying in
+     * ways backoff hides) must not hang ctl, systemd and later reloads. */
+    uint64_t limit = 10000;
+    for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++)
+        if (M->pools[j].in_use && 2 * M->pools[j].cfg.startup_timeout + 10000 > limit)
+            limit = 2 * M->pools[j].cfg.startup_timeout + 10000;
+    if (!M->reload_error[0] && now - M->reload_started > limit * MS)
+        snprintf(M->reload_error, sizeof M->reload_error, "the new generation did not take over within %.0f s",
+                 limit / 1e3);
     if (M->reload_error[0]) {
-        /* Roll back: drain the new generation, the old one keeps serving. */
-        rm_err("reload failed, rolling back: %s", M->reload_error);
-        for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++) {
-            struct pool_rt *pr = &M->pools[j];
-            if (!pr->in_use)
-                continue;
-            const struct rm_pool_config *oc = rm_config_pool(&M->old_cfg, pr->cfg.name);
-            for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
-                struct proc *p = &M->procs[sb];
-                if (p->pid && p->role == RM_ROLE_WORKER && p->pool == j && p->generation == M->generation) {
-                    drain_proc(sb);
-                    if (!p->ready_ns)
-                        kill_proc(p, RM_RESTART_RELOAD, "rolled back");
-                }
-            }
-            if (oc) {
-                set_pool_cfg(pr, oc);
-                pr->target = oc->workers + oc->spares;
-                pr->generation = M->old_generation;
-                pr->failed = 0;
-                atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->failed, 0, memory_order_release);
-            } else {
-                pr->target = 0; /* added by the failed reload: remove again */
-            }
-        }
-        M->cfg = M->old_cfg;
-        M->generation = M->old_generation;
-        M->reloading = 0;
-        notify("READY=1");
-        reload_finished(0, M->reload_error);
+        rollback();
         return;
     }
     int done = 1;
@@ -1135,21 +1297,22 @@ static void reload_tick(uint64_t now)
         struct pool_rt *pr = &M->pools[j];
         if (!pr->in_use)
             continue;
+        if (pr->removing) {
+            done = 0; /* finished when reconcile has removed it */
+            continue;
+        }
         /* Hand over one at a time: for every new worker that is ready,
          * drain one old worker. Capacity never drops below the target. */
         unsigned new_ready = count_workers(pr, j, pr->generation, 1);
-        unsigned old_alive = 0, old_draining = 0;
+        unsigned old_alive = 0, old_total = 0;
         for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
             struct proc *p = &M->procs[sb];
-            if (!p->pid || p->role != RM_ROLE_WORKER || p->pool != j || p->generation == pr->generation)
+            if ((!p->pid && !p->reserved) || p->role != RM_ROLE_WORKER || p->pool != j ||
+                p->generation == pr->generation)
                 continue;
-            if (p->retiring)
-                old_draining++;
-            else
-                old_alive++;
+            old_total++;
+            old_alive += !p->retiring;
         }
-        unsigned old_total = old_alive + old_draining;
-        /* Old workers allowed to remain: target - new_ready (at least 0). */
         while (old_alive > 0 && new_ready + old_alive > pr->target) {
             for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++) {
                 struct proc *p = &M->procs[sb];
@@ -1163,12 +1326,6 @@ static void reload_tick(uint64_t now)
         }
         if (old_total > 0 || new_ready < pr->target)
             done = 0;
-        if (pr->target == 0 && old_total == 0) {
-            /* Removed pool, drained: stop serving it (404 from now on). */
-            atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->active, 0, memory_order_release);
-            pr->in_use = 0;
-            rm_notice("pool %s removed", pr->cfg.name);
-        }
     }
     if (done) {
         M->reloading = 0;
@@ -1364,7 +1521,7 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
     if (rm_seg_create(&M->seg, NPROCS, RM_MAX_GATEWAYS, arena, err, errlen) < 0)
         return -1;
     for (size_t i = 0; i < M->cfg.npools; i++) {
-        if (add_pool(&M->cfg.pools[i], (unsigned)i, err, errlen) < 0)
+        if (add_pool(&M->cfg.pools[i], err, errlen) < 0)
             return -1;
         M->npools_rt++;
     }

@@ -42,9 +42,14 @@ static void become_worker(struct rm_preloader_ctx *ctx, const struct rm_spawn_re
     if (getppid() != w.master_pid)
         _exit(0); /* the master is gone (or is no subreaper): nothing to serve */
     struct rm_sb_entry *e = rm_seg_sb(w.seg, req->sb);
-    /* The master reserved this entry and does not write it until it sees
-     * our pid here (release; pairs with its acquire load when adopting). */
-    atomic_store_explicit(&e->pid, (int32_t)getpid(), memory_order_release);
+    /* Claim the entry the master reserved: 0 -> our pid. If the master gave
+     * up on us meanwhile it wrote -1 first, and we must not serve. acq_rel:
+     * pairs with the master's acquire load when adopting and with its
+     * tombstone CAS (give_up_reservation in master.c). */
+    int32_t expected = 0;
+    if (!atomic_compare_exchange_strong_explicit(&e->pid, &expected, (int32_t)getpid(),
+                                                 memory_order_acq_rel, memory_order_acquire))
+        _exit(0);
     w.sb_index = req->sb;
     w.worker_index = req->index;
     w.preloaded = h;
