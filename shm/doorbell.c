@@ -46,6 +46,17 @@ bool rm_doorbell_wait(struct rm_shm_pool *p, uint64_t timeout_ns,
         };
         long r = futex(&p->doorbell, FUTEX_WAIT, v, &ts);
         woke = !(r == -1 && errno == ETIMEDOUT);
+        if (r == -1 && errno != ETIMEDOUT && errno != EAGAIN && errno != EINTR) {
+            /* ENOSYS/EPERM (a seccomp filter): no sleeping at all. Do not
+             * spin: sleep the tick out, say so once (library code: stderr). */
+            static int said;
+            if (!said++) {
+                static const char msg[] = "ringmaster: futex(FUTEX_WAIT) fails: workers poll instead\n";
+                ssize_t wr = write(2, msg, sizeof msg - 1);
+                (void)wr;
+            }
+            nanosleep(&ts, NULL);
+        }
     }
     if (intent)
         atomic_store_explicit(intent, RM_INTENT(RM_INTENT_NONE, 0, 0), memory_order_release);

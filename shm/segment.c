@@ -104,11 +104,13 @@ int rm_seg_create(struct rm_seg *seg, uint32_t nprocs, uint32_t max_gateways,
 
 void rm_seg_publish(struct rm_seg *seg)
 {
-    /* F1: release fence: every header, pool and slot initialisation above is
-     * visible to a reader that sees the magic (its acquire load in
-     * rm_seg_validate pairs with this). */
-    atomic_thread_fence(memory_order_release);
-    memcpy(seg->hdr->magic, RM_SHM_MAGIC, RM_SHM_MAGIC_LEN);
+    /* F1: release store of the magic: every header, pool and slot
+     * initialisation before it is visible to a reader whose acquire load in
+     * rm_seg_validate sees the magic. */
+    uint64_t magic;
+    memcpy(&magic, RM_SHM_MAGIC, sizeof magic);
+    /* The magic is one aligned 64-bit word (offset 0 of the segment). */
+    atomic_store_explicit((_Atomic uint64_t *)(void *)seg->hdr->magic, magic, memory_order_release);
 }
 
 int rm_seg_pool_add(struct rm_seg *seg, unsigned idx, const struct rm_pool_spec *s,
@@ -179,12 +181,15 @@ int rm_seg_validate(const void *base, size_t size, char *err, size_t errlen)
         snprintf(err, errlen, "segment truncated: %zu bytes, header needs %zu", size, sizeof *h);
         return -1;
     }
-    /* The magic is the last thing written (F1): check it first, then fence. */
-    if (memcmp(h->magic, RM_SHM_MAGIC, RM_SHM_MAGIC_LEN) != 0) {
+    /* The magic is the last thing written (F1): check it first. acquire:
+     * pairs with F1, so everything below is the published header. */
+    uint64_t magic, want;
+    magic = atomic_load_explicit((_Atomic uint64_t *)(void *)h->magic, memory_order_acquire);
+    memcpy(&want, RM_SHM_MAGIC, sizeof want);
+    if (magic != want) {
         snprintf(err, errlen, "bad magic: not a ringmaster segment, or not published yet");
         return -1;
     }
-    atomic_thread_fence(memory_order_acquire); /* pairs with F1 */
     if (h->layout_version != RM_SHM_LAYOUT_VERSION) {
         snprintf(err, errlen, "layout version %u, this program reads version %u (ringmaster and ringmasterctl differ?)",
                  h->layout_version, RM_SHM_LAYOUT_VERSION);

@@ -64,6 +64,21 @@ static int command(const struct rm_config *cfg, const char *cmd)
     return 1;
 }
 
+/* A string from shared memory as a JSON string body: quotes, backslashes
+ * and control bytes escaped, stopping at len (the field's size). */
+static void json_str(const char *sv, size_t len)
+{
+    for (size_t i = 0; i < len && sv[i]; i++) {
+        unsigned char ch = (unsigned char)sv[i];
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+}
+
 static int status(const struct rm_config *cfg, int json)
 {
     char path[4096];
@@ -123,9 +138,13 @@ static int status(const struct rm_config *cfg, int json)
         }
         unsigned failed = atomic_load_explicit(&p->failed, memory_order_acquire);
         if (json) {
-            printf("%s{\"name\":\"%s\",\"handler\":\"%s\",\"failed\":%s,\"queue\":%u,\"queue_depth\":%u,"
+            printf("%s{\"name\":\"", firstp ? "" : ",");
+            json_str(p->name, sizeof p->name);
+            printf("\",\"handler\":\"");
+            json_str(p->handler, sizeof p->handler);
+            printf("\",\"failed\":%s,\"queue\":%u,\"queue_depth\":%u,"
                    "\"workers\":{\"starting\":%u,\"ready\":%u,\"busy\":%u,\"draining\":%u},\"served\":%llu}",
-                   firstp ? "" : ",", p->name, p->handler, failed ? "true" : "false", busy_slots, p->nslots,
+                   failed ? "true" : "false", busy_slots, p->nslots,
                    count[RM_PROC_STARTING], count[RM_PROC_READY], count[RM_PROC_BUSY], count[RM_PROC_DRAINING],
                    (unsigned long long)served);
         } else {

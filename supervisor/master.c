@@ -26,6 +26,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -109,6 +110,7 @@ struct master {
     int wake_fds[RM_MAX_GATEWAYS];
     int epfd, sigfd, timerfd, ctlfd;
     struct ctl_client ctl[MAX_CTL];
+    int ctl_paused;         /* accept failed for lack of fds: re-armed each tick */
     struct proc procs[NPROCS];
     struct pool_rt pools[RM_SHM_MAX_POOLS];
     unsigned npools_rt;
@@ -187,7 +189,8 @@ static void notify(const char *fmt, ...)
 
 static void child_setup(const char *role)
 {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        rm_warn("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
     /* The master may have died between fork and prctl. */
     if (getppid() != M->pid)
         _exit(0);
@@ -998,8 +1001,18 @@ static void ctl_accept(void)
 {
     for (;;) {
         int fd = accept4(M->ctlfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Level-triggered epoll would spin on the pending client:
+                 * stop watching the socket until the next tick. */
+                rm_err("accept4(control socket): %s: control requests wait", strerror(errno));
+                epoll_ctl(M->epfd, EPOLL_CTL_DEL, M->ctlfd, NULL);
+                M->ctl_paused = 1;
+            } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+                rm_err("accept4(control socket): %s", strerror(errno));
+            }
             return;
+        }
         int slot = -1;
         for (int i = 0; i < MAX_CTL; i++)
             if (M->ctl[i].fd < 0) {
@@ -1017,7 +1030,11 @@ static void ctl_accept(void)
         M->ctl[slot].len = 0;
         M->ctl[slot].waiting_reload = 0;
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 100 + (uint64_t)slot};
-        epoll_ctl(M->epfd, EPOLL_CTL_ADD, fd, &ev);
+        if (epoll_ctl(M->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            rm_err("epoll_ctl(control client): %s", strerror(errno));
+            close(fd);
+            M->ctl[slot].fd = -1;
+        }
     }
 }
 
@@ -1442,8 +1459,13 @@ static int open_control(char *err, size_t errlen)
         return -1;
     }
     unlink(path);
-    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 || listen(fd, 16) < 0) {
-        snprintf(err, errlen, "bind/listen %s: %s", path, strerror(errno));
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        snprintf(err, errlen, "bind %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, 16) < 0) {
+        snprintf(err, errlen, "listen %s: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
@@ -1462,8 +1484,12 @@ static int write_pidfile(char *err, size_t errlen)
         return -1;
     }
     fprintf(f, "%d %d\n", (int)M->pid, M->seg.fd);
-    if (fclose(f) != 0 || rename(tmp, path) < 0) {
-        snprintf(err, errlen, "write %s: %s", path, strerror(errno));
+    if (fclose(f) != 0) {
+        snprintf(err, errlen, "write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    if (rename(tmp, path) < 0) {
+        snprintf(err, errlen, "rename %s to %s: %s", tmp, path, strerror(errno));
         return -1;
     }
     return 0;
@@ -1545,19 +1571,30 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
     if (tick < 5 * MS)
         tick = 5 * MS;
     struct itimerspec its = {.it_interval = {0, (long)tick}, .it_value = {0, (long)tick}};
-    timerfd_settime(M->timerfd, 0, &its, NULL);
+    if (timerfd_settime(M->timerfd, 0, &its, NULL) < 0) {
+        snprintf(err, errlen, "timerfd_settime: %s", strerror(errno));
+        return -1;
+    }
 
     if ((M->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
         snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
         return -1;
     }
-    struct epoll_event ev = {.events = EPOLLIN};
-    ev.data.u64 = 1;
-    epoll_ctl(M->epfd, EPOLL_CTL_ADD, M->sigfd, &ev);
-    ev.data.u64 = 2;
-    epoll_ctl(M->epfd, EPOLL_CTL_ADD, M->timerfd, &ev);
-    ev.data.u64 = 3;
-    epoll_ctl(M->epfd, EPOLL_CTL_ADD, M->ctlfd, &ev);
+    int watched[3] = {M->sigfd, M->timerfd, M->ctlfd};
+    for (int i = 0; i < 3; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)i + 1};
+        if (epoll_ctl(M->epfd, EPOLL_CTL_ADD, watched[i], &ev) < 0) {
+            snprintf(err, errlen, "epoll_ctl(ADD): %s", strerror(errno));
+            return -1;
+        }
+    }
+    /* One pidfd per child: make room for a full scoreboard. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            rm_warn("setrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+    }
 
     if (write_pidfile(err, errlen) < 0)
         return -1;
@@ -1650,6 +1687,11 @@ int rm_master_run(const struct rm_config *cfg)
         now = rm_now_ns();
         /* Publish the master's own heartbeat for ctl and gateways. */
         atomic_store_explicit(&M->seg.hdr->master_heartbeat_ns, now, memory_order_relaxed);
+        if (M->ctl_paused) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 3};
+            if (epoll_ctl(M->epfd, EPOLL_CTL_ADD, M->ctlfd, &ev) == 0)
+                M->ctl_paused = 0;
+        }
         reap();
         adopt_tick(now);
         retry_pending();

@@ -38,7 +38,8 @@ static void become_worker(struct rm_preloader_ctx *ctx, const struct rm_spawn_re
         struct timespec ts = {0, 500000};
         nanosleep(&ts, NULL);
     }
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        rm_warn("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
     if (getppid() != w.master_pid)
         _exit(0); /* the master is gone (or is no subreaper): nothing to serve */
     struct rm_sb_entry *e = rm_seg_sb(w.seg, req->sb);
