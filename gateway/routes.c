@@ -154,7 +154,8 @@ static void answer_model_meta(struct gw *gw, struct gw_conn *c)
     gw_json_escape(j, handler, strlen(handler));
     if (strcmp(handler, "ocr") == 0)
         gw_buf_puts(j, "\",\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1]}],"
-                       "\"outputs\":[{\"name\":\"text\",\"datatype\":\"BYTES\",\"shape\":[1]}]}");
+                       "\"outputs\":[{\"name\":\"text\",\"datatype\":\"BYTES\",\"shape\":[1]},"
+                       "{\"name\":\"confidence\",\"datatype\":\"FP32\",\"shape\":[1]}]}");
     else
         gw_buf_puts(j, "\",\"inputs\":[{\"name\":\"body\",\"datatype\":\"BYTES\",\"shape\":[-1]}],"
                        "\"outputs\":[{\"name\":\"body\",\"datatype\":\"BYTES\",\"shape\":[-1]}]}");
