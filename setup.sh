@@ -19,7 +19,7 @@ esac
 BUILD_PKGS="build-essential autoconf automake pkg-config libsystemd-dev libinih-dev
   libcunit1-dev libhttp-parser-dev libck-dev libjansson-dev libtesseract-dev
   libleptonica-dev tesseract-ocr-eng curl"
-TEST_PKGS="python3 prometheus systemd procps wrk"
+TEST_PKGS="python3 prometheus systemd procps"
 
 pkgs=$BUILD_PKGS
 [ "$mode" = check ] && pkgs="$pkgs $TEST_PKGS"

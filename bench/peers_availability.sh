@@ -5,7 +5,7 @@
 #
 #   ringmaster              1 gateway, echo pool, 2 workers
 #   gunicorn (sync, 2w)     bench/peers/echo_wsgi.py
-#   uWSGI (2w)              bench/peers/echo_wsgi.py, master + http11-socket
+#   uWSGI (2w)              bench/peers/echo_wsgi.py, master + http-socket, Connection: close
 #   php-fpm + nginx (2w)    bench/peers/echo.php, pm static, unix socket, 1 nginx worker
 #
 # Load: wrk -t2 -c CONNS, POST "hello", for SECONDS per server. Faults while wrk
@@ -96,19 +96,22 @@ stop_master() { # pid signal: stop a master we started, then whatever of its chi
     local m=$1 sig=$2 kids k
     [ -n "$m" ] || return 0
     kids=$(pgrep -P "$m" 2>/dev/null || true)
-    alive "$m" && kill -"$sig" "$m" 2>/dev/null
+    if alive "$m"; then kill -"$sig" "$m" 2>/dev/null || true; fi
     for _ in $(seq 50); do alive "$m" || break; sleep 0.1; done
     if alive "$m"; then
         kids="$kids $(pgrep -P "$m" 2>/dev/null || true)"
         kill -KILL "$m" 2>/dev/null || true
     fi
     wait "$m" 2>/dev/null || true
-    for k in $kids; do alive "$k" && kill -KILL "$k" 2>/dev/null; done
+    for k in $kids; do if alive "$k"; then kill -KILL "$k" 2>/dev/null || true; fi; done
+    local left=() x    # forget it: a later pid with the same number is not ours
+    for x in "${masters[@]}"; do [ "$x" = "$m" ] || left+=("$x"); done
+    masters=("${left[@]}")
     return 0
 }
 cleanup() {
     set +e
-    for p in "${helpers[@]}"; do alive "$p" && kill -TERM "$p" 2>/dev/null; done
+    for p in "${helpers[@]}"; do if alive "$p"; then kill -TERM "$p" 2>/dev/null; fi; done
     for p in "${masters[@]}"; do stop_master "$p" TERM; done
     if [ -n "${KEEP:-}" ]; then echo "logs kept in $tmp" >&2; else rm -rf "$tmp"; fi
 }
@@ -118,15 +121,28 @@ trap 'exit 130' INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((10#$t / 1000)); }
 
+# request() counts the requests wrk sends: wrk reconnects silently, counting no
+# error, when a server closes a connection (FIN) before answering, so
+# sent - answered is the only place such a lost request shows.
 cat >"$tmp/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = "hello"
 wrk.headers["Content-Type"] = "text/plain"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+sent = 0
+local req
+function request()
+  sent = sent + 1
+  if not req then req = wrk.format() end
+  return req
+end
 function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("RESULT %d %d %d %d %d %d %d %d\n",
+  local e, s = summary.errors, 0
+  for _, t in ipairs(threads) do s = s + t:get("sent") end
+  io.write(string.format("RESULT %d %d %d %d %d %d %d %d %d\n",
     summary.requests, e.connect, e.read, e.write, e.timeout, e.status,
-    summary.duration, latency:percentile(99)))
+    summary.duration, latency:percentile(99), s))
 end
 LUA
 
@@ -197,7 +213,8 @@ uw_ini() {
 plugins = python3
 master = true
 processes = $1
-http11-socket = 127.0.0.1:$port
+http-socket = 127.0.0.1:$port
+add-header = Connection: close
 chdir = $peers
 wsgi-file = $peers/echo_wsgi.py
 callable = app
@@ -304,7 +321,11 @@ run_server() { # key label
             n=$((n == 2 ? 3 : 2)); "reload_$key" "$n"; reloads=$((reloads + 1))
         fi
     done
-    wait "$wrkpid" 2>/dev/null || true
+    local h
+    for h in "${helpers[@]}"; do wait "$h" 2>/dev/null || true; done   # wrk, ringmasterctl (timeout 20)
+    helpers=()
+    local master_end=alive
+    alive "$master" || master_end=DEAD
     local reload_fail=0
     [ -f "$tmp/reload.fail" ] && reload_fail=$(wc -l <"$tmp/reload.fail")
     stop_master "$master" "$stop_sig"
@@ -319,8 +340,8 @@ run_server() { # key label
     set -- $r  # requests connect read write timeout status duration_us p99_us
     rows+=("$(awk -v l="$label" -v req="$1" -v st="$6" -v se="$(($2 + $3 + $4 + $5))" -v d="$7" -v p="$8" \
         'BEGIN { printf "%-22s %9d %8d %11d %9.0f %8.1f", l, req, st, se, req / (d / 1e6), p / 1000 }')")
-    details+=("$(printf '%-22s connect %s read %s write %s timeout %s; workers killed %d, reloads %d (failed %d), workers seen %d..%d' \
-        "$label" "$2" "$3" "$4" "$5" "$kills" "$reloads" "$reload_fail" "$wmin" "$wmax")")
+    details+=("$(printf '%-22s connect %s read %s write %s timeout %s; workers killed %d, reloads %d (failed %d), workers seen %d..%d, master %s at the end' \
+        "$label" "$2" "$3" "$4" "$5" "$kills" "$reloads" "$reload_fail" "$wmin" "$wmax" "$master_end")")
 }
 
 faults="SIGKILL a worker every ${kill_every} s, reload (2/3 workers) every ${reload_every} s"

@@ -51,13 +51,20 @@ int rm_seg_create(struct rm_seg *seg, uint32_t nprocs, uint32_t max_gateways,
     uint64_t arena_off = off;
     uint64_t size = ALIGN_UP(arena_off + arena_size, PAGE);
 
-    int fd = memfd_create("ringmaster", MFD_CLOEXEC);
+    int fd = memfd_create("ringmaster", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) {
         snprintf(err, errlen, "memfd_create: %s", strerror(errno));
         return -1;
     }
     if (ftruncate(fd, (off_t)size) < 0) {
         snprintf(err, errlen, "ftruncate(%llu bytes): %s", (unsigned long long)size, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /* Nobody may resize it under the mappings (a shrink would SIGBUS every
+     * process touching the lost pages). */
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+        snprintf(err, errlen, "fcntl(F_ADD_SEALS): %s", strerror(errno));
         close(fd);
         return -1;
     }

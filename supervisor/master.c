@@ -227,6 +227,10 @@ static void child_setup(const char *role)
     for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++)
         if (M->pools[i].zfd >= 0)
             close(M->pools[i].zfd);
+    /* Children keep the mapping, not the memfd (only ctl reads it, through
+     * the master's descriptor). */
+    close(M->seg.fd);
+    M->seg.fd = -1;
     rm_log_init(role);
 }
 

@@ -1,5 +1,7 @@
 /* test_segment.c - creating, publishing and validating the segment. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -73,11 +75,26 @@ static void test_truncated_segment_refused(void)
     /* Shorter than a header. */
     CU_ASSERT_EQUAL(rm_seg_validate(seg.base, 16, err, sizeof err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "truncated"));
-    /* The file itself cut short. */
-    CU_ASSERT_EQUAL(ftruncate(seg.fd, 4096), 0);
+    /* A copy of the segment's first page in a file: cut short. */
+    char path[] = "/tmp/rm-test-segment-XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(write(fd, seg.base, 4096), 4096);
+    close(fd);
     struct rm_seg other;
-    CU_ASSERT_EQUAL(attach_own(false, &other), -1);
+    CU_ASSERT_EQUAL(rm_seg_attach(&other, path, false, err, sizeof err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "truncated"));
+    unlink(path);
+    rm_seg_close(&seg);
+}
+
+static void test_segment_sealed_against_resizing(void)
+{
+    make();
+    /* Shrinking it would SIGBUS every process that touches the lost pages. */
+    CU_ASSERT_EQUAL(ftruncate(seg.fd, 4096), -1);
+    CU_ASSERT_EQUAL(errno, EPERM);
+    CU_ASSERT_EQUAL(ftruncate(seg.fd, (off_t)seg.size * 2), -1);
     rm_seg_close(&seg);
 }
 
@@ -115,6 +132,7 @@ int main(void)
         RM_TEST(test_bad_magic_refused),
         RM_TEST(test_wrong_layout_version_refused),
         RM_TEST(test_truncated_segment_refused),
+        RM_TEST(test_segment_sealed_against_resizing),
         RM_TEST(test_pool_offset_out_of_bounds_refused),
         RM_TEST(test_pool_too_big_for_arena_refused),
         RM_TEST(test_missing_file_names_errno),
