@@ -331,17 +331,17 @@ run_server() { # key label
     stop_master "$master" "$stop_sig"
     [ -n "$extra" ] && stop_master "$extra" TERM
     local r
-    r=$(awk '/^RESULT/ {print $2, $3, $4, $5, $6, $7, $8, $9}' "$out")
+    r=$(awk '/^RESULT/ {print $2, $3, $4, $5, $6, $7, $8, $9, $10}' "$out")
     if [ -z "$r" ]; then
         echo "$label: no wrk result:" >&2; cat "$out" >&2
         rows+=("$(printf '%-22s %9s %8s %11s %9s %8s' "$label" - - - - -)")
         return 0
     fi
-    set -- $r  # requests connect read write timeout status duration_us p99_us
+    set -- $r  # requests connect read write timeout status duration_us p99_us sent
     rows+=("$(awk -v l="$label" -v req="$1" -v st="$6" -v se="$(($2 + $3 + $4 + $5))" -v d="$7" -v p="$8" \
         'BEGIN { printf "%-22s %9d %8d %11d %9.0f %8.1f", l, req, st, se, req / (d / 1e6), p / 1000 }')")
-    details+=("$(printf '%-22s connect %s read %s write %s timeout %s; workers killed %d, reloads %d (failed %d), workers seen %d..%d, master %s at the end' \
-        "$label" "$2" "$3" "$4" "$5" "$kills" "$reloads" "$reload_fail" "$wmin" "$wmax" "$master_end")")
+    details+=("$(printf '%-22s connect %s read %s write %s timeout %s; sent %s, answered %s; workers killed %d, reloads %d (failed %d), workers seen %d..%d, master %s at the end' \
+        "$label" "$2" "$3" "$4" "$5" "$9" "$1" "$kills" "$reloads" "$reload_fail" "$wmin" "$wmax" "$master_end")")
 }
 
 faults="SIGKILL a worker every ${kill_every} s, reload (2/3 workers) every ${reload_every} s"

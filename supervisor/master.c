@@ -675,7 +675,8 @@ static void check_procs(uint64_t now)
             /* Busy: the request's deadline, not the heartbeat, decides. */
             uint32_t s = atomic_load_explicit(&e->cur_slot, memory_order_acquire);
             struct rm_shm_pool *sp = rm_seg_pool(&M->seg, M->pools[p->pool].shm);
-            if (s < sp->nslots) {
+            /* cur_slot and the descriptor are shared memory: check both. */
+            if (s < M->pools[p->pool].cfg.queue_depth && rm_pool_valid(&M->seg, sp) && s < sp->nslots) {
                 uint64_t deadline = rm_pool_meta(&M->seg, sp, s)->deadline_ns;
                 if (now > deadline)
                     kill_proc(p, RM_RESTART_TIMEOUT, "request past its deadline");
