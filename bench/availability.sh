@@ -16,7 +16,14 @@ ctl=${RINGMASTERCTL:-./ringmasterctl}
 command -v wrk >/dev/null || { echo "missing wrk (apt-get install -y wrk)"; exit 2; }
 tmp=$(mktemp -d)
 master=""
-cleanup() { [ -n "$master" ] && kill -TERM "$master" 2>/dev/null; sleep 1; [ -n "$master" ] && kill -KILL "$master" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() {
+    if [ -n "$master" ]; then
+        kill -TERM "$master" 2>/dev/null || true
+        sleep 1
+        kill -KILL "$master" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 write_ini() {

@@ -278,6 +278,7 @@ CONF
     # -R: the pool runs as root here, so that nginx and php-fpm share $tmp without chown
     "$fpm" -R -F -y "$tmp/php-fpm.conf" >>"$tmp/php-fpm.log" 2>&1 &
     master=$!; masters+=("$master"); stop_sig=TERM
+    for _ in $(seq 100); do [ -S "$tmp/php-fpm.sock" ] && break; sleep 0.1; done
     nginx -c "$tmp/nginx.conf" -p "$tmp/nginx" -e "$tmp/nginx/error.log" &
     extra=$!; masters+=("$extra")
     url="http://127.0.0.1:$port/"
