@@ -129,7 +129,9 @@ static void run_slot(const struct rm_worker_ctx *ctx, const struct rm_handler *h
         }
     }
     atomic_store_explicit(&me->cur_slot, RM_NO_SLOT, memory_order_release);
-    atomic_fetch_add_explicit(&me->served, 1, memory_order_relaxed);
+    /* single writer (this worker): no locked RMW; readers only look */
+    atomic_store_explicit(&me->served, atomic_load_explicit(&me->served, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     atomic_store_explicit(&me->state, RM_PROC_READY, memory_order_release);
 }
 
