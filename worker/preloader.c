@@ -55,7 +55,9 @@ static void become_worker(struct rm_preloader_ctx *ctx, const struct rm_spawn_re
     w.worker_index = req->index;
     w.preloaded = h;
     w.preloaded_state = state;
-    rm_log_init("worker");
+    char role[96];
+    snprintf(role, sizeof role, "worker %s %u", w.pool_cfg->name, w.worker_index);
+    rm_log_init(role);
     _exit(rm_worker_main(&w));
 }
 
