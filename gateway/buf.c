@@ -25,6 +25,8 @@ bool gw_buf_reserve(struct gw_buf *b, size_t extra)
         return false;
     }
     b->data = p;
+    if (b->account)
+        *b->account += cap - b->cap;
     b->cap = cap;
     return true;
 }
@@ -81,8 +83,12 @@ void gw_buf_printf(struct gw_buf *b, const char *fmt, ...)
 
 void gw_buf_free(struct gw_buf *b)
 {
+    size_t *account = b->account;
+    if (account)
+        *account -= b->cap;
     free(b->data);
     memset(b, 0, sizeof *b);
+    b->account = account; /* the buffer keeps counting toward the same total */
 }
 
 void gw_buf_reset(struct gw_buf *b, size_t keep)

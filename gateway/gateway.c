@@ -98,6 +98,7 @@ static struct gw_conn *conn_alloc(struct gw *gw)
         return NULL;
     c->gw = gw;
     c->fd = -1;
+    c->body.account = &gw->body_bytes;
     c->idx = gw->nconns;
     gw->conns[gw->nconns++] = c;
     return c;

@@ -100,6 +100,8 @@ static int cb_url(http_parser *p, const char *at, size_t len)
 static int cb_header_field(http_parser *p, const char *at, size_t len)
 {
     struct gw_conn *c = p->data;
+    if (c->phase != GW_HEADERS)
+        return 0; /* a chunked trailer: never taken for a request header */
     if (c->in_value) {  /* a new header begins */
         c->in_value = false;
         c->hfield_len = 0;
@@ -117,6 +119,8 @@ static int cb_header_field(http_parser *p, const char *at, size_t len)
 static int cb_header_value(http_parser *p, const char *at, size_t len)
 {
     struct gw_conn *c = p->data;
+    if (c->phase != GW_HEADERS)
+        return 0; /* trailer */
     if (!c->in_value) {  /* first piece of this header's value */
         c->in_value = true;
         c->cur_hdr = GW_H_NONE;
@@ -172,14 +176,26 @@ static int cb_headers_complete(http_parser *p)
 
     bool chunked = p->flags & F_CHUNKED;
     uint64_t declared = p->content_length;  /* ULLONG_MAX: no Content-Length */
+    bool has_body = chunked || (declared != ULLONG_MAX && declared > 0);
+    /* An unknown path or model is 404 whatever its body: answer before
+     * reading (or asking for, with 100-continue) a body nobody will use. */
+    bool expects_continue = p->http_minor >= 1 && c->expect_len < sizeof c->expect &&
+                            eq_ci(c->expect, c->expect_len, "100-continue");
+    bool big = chunked || (declared != ULLONG_MAX && declared > c->body_limit) || expects_continue;
+    if (has_body && big && !c->store_body &&
+        (c->route == GW_R_NOT_FOUND ||
+         ((c->route == GW_R_INFER || c->route == GW_R_MODEL_META || c->route == GW_R_MODEL_READY) && c->pool < 0)))
+        return early(c, 404, c->route == GW_R_NOT_FOUND ? "not found" : "unknown model");
     if (!chunked && declared != ULLONG_MAX && declared > c->body_limit)
         return too_large(c);
+    if (c->store_body && !chunked && declared != ULLONG_MAX && declared > GW_BUF_KEEP &&
+        gw->body_bytes + declared > GW_BODY_BUDGET)
+        return early(c, 503, "too many uploads in progress");
     if (c->store_body && !chunked && declared != ULLONG_MAX && declared > 0 &&
         !gw_buf_reserve(&c->body, (size_t)declared))
         return early(c, 503, "out of memory");
-    bool has_body = chunked || (declared != ULLONG_MAX && declared > 0);
-    if (has_body && p->http_minor >= 1 && c->expect_len < sizeof c->expect &&
-        eq_ci(c->expect, c->expect_len, "100-continue")) {
+    /* 100 Continue only where the body is wanted (an inference request). */
+    if (has_body && c->store_body && expects_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (c->out_off == c->out.len && c->out.len) {
             c->out.len = 0;
@@ -198,8 +214,11 @@ static int cb_body(http_parser *p, const char *at, size_t len)
     c->body_seen += len;
     if (c->body_seen > c->body_limit)
         return too_large(c);
-    if (c->store_body)
+    if (c->store_body) {
         gw_buf_put(&c->body, at, len);
+        if (c->gw->body_bytes > GW_BODY_BUDGET)
+            return early(c, 503, "too many uploads in progress"); /* chunked uploads */
+    }
     return 0;
 }
 
@@ -532,7 +551,12 @@ void gw_conn_run(struct gw *gw, struct gw_conn *c)
             continue;
         }
         if (c->phase == GW_WAIT) {
-            /* Only watch for the client going away (pipelined bytes wait). */
+            /* Only watch for the client going away (pipelined bytes wait).
+             * End of input while the answer is pending counts as the client
+             * gone, as in nginx (proxy_ignore_client_abort off): a FIN is
+             * mostly a client that gave up, and its request is abandoned so
+             * no worker time goes to nobody. A client that half-closes
+             * (shutdown(SHUT_WR)) after its request is treated the same. */
             if (c->eof) {
                 gw_conn_close(gw, c);
                 return;

@@ -52,7 +52,13 @@ struct gw_buf {
     size_t len;
     size_t cap;
     bool oom;
+    size_t *account;  /* if set, kept equal to the sum of the caps it covers */
 };
+
+/* Request bodies waiting in one gateway's memory (before they go into a
+ * slot) are capped in total: past it, new uploads get 503. Without a cap,
+ * many slow uploads of max_request_size could hold gigabytes. */
+#define GW_BODY_BUDGET (256u * 1024u * 1024u)
 
 bool gw_buf_reserve(struct gw_buf *b, size_t extra);
 void gw_buf_put(struct gw_buf *b, const void *p, size_t n);
@@ -206,6 +212,7 @@ struct gw {
     uint32_t nactive;
     struct gw_conn *pending;  /* connections in GW_WAIT */
     uint32_t npending;
+    size_t body_bytes;        /* request-body buffer memory, all connections (GW_BODY_BUDGET) */
 
     struct gw_pool pools[RM_SHM_MAX_POOLS];
     uint64_t req_seq;

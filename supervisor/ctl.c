@@ -223,10 +223,14 @@ int main(int argc, char **argv)
     }
     rm_runtime_dir_resolve(cfg);
     const char *verb = argv[optind];
+    int rc = 2;
     if (strcmp(verb, "status") == 0)
-        return status(cfg, optind + 1 < argc && strcmp(argv[optind + 1], "--json") == 0);
-    if (strcmp(verb, "reload") == 0 || strcmp(verb, "stop") == 0)
-        return command(cfg, verb);
-    fprintf(stderr, "ringmasterctl: unknown command %s (status, reload, stop)\n", verb);
-    return 2;
+        rc = status(cfg, optind + 1 < argc && strcmp(argv[optind + 1], "--json") == 0);
+    else if (strcmp(verb, "reload") == 0 || strcmp(verb, "stop") == 0)
+        rc = command(cfg, verb);
+    else
+        fprintf(stderr, "ringmasterctl: unknown command %s (status, reload, stop)\n", verb);
+    free(cfg);
+    fflush(stdout);
+    return rc;
 }

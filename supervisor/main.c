@@ -68,12 +68,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (check_handlers(cfg) < 0)
+    if (check_handlers(cfg) < 0) {
+        free(cfg);
         return 1;
+    }
     if (test) {
         printf("%s: configuration ok (%zu pool%s)\n", path, cfg->npools, cfg->npools == 1 ? "" : "s");
+        free(cfg);
         return 0;
     }
     rm_proctitle_init(argc, argv);
-    return rm_master_run(cfg);
+    int rc = rm_master_run(cfg);
+    free(cfg);
+    return rc;
 }
