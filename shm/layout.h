@@ -37,7 +37,7 @@
 #define RM_CACHELINE 64
 #define RM_SHM_MAGIC "RNGMSTR\0"
 #define RM_SHM_MAGIC_LEN 8
-#define RM_SHM_LAYOUT_VERSION 2u
+#define RM_SHM_LAYOUT_VERSION 3u
 
 #define RM_SHM_MAX_POOLS 32
 #define RM_SHM_POOL_NAME 48
@@ -147,7 +147,6 @@ struct rm_shm_pool {
     _Atomic uint32_t active;    /* 1: configured and served; release-stored last */
     uint32_t nslots;            /* queue_depth */
     uint32_t max_attempts;
-    uint32_t handler_kind;      /* index into the metadata table, gateway.c */
     uint64_t request_timeout_ns;
     uint64_t max_req;           /* max_request_size, exact (413 above it) */
     uint64_t max_resp;          /* max_response_size, exact */
@@ -161,7 +160,6 @@ struct rm_shm_pool {
     char handler[64];           /* handler spec, for metadata */
     /* Written by the master at run time. */
     _Atomic uint32_t failed;    /* 1: handler init failed permanently */
-    _Atomic uint32_t workers_target;
     /* Doorbell: producers bump, sleepers FUTEX_WAIT on it (doorbell.c). */
     alignas(RM_CACHELINE) _Atomic uint32_t doorbell;
     alignas(RM_CACHELINE) _Atomic uint32_t sleepers;

@@ -113,7 +113,6 @@ struct master {
     int ctl_paused;         /* accept failed for lack of fds: re-armed each tick */
     struct proc procs[NPROCS];
     struct pool_rt pools[RM_SHM_MAX_POOLS];
-    unsigned npools_rt;
     uint32_t generation;
     uint64_t gw_next_spawn_ns;
     int gateways_started;
@@ -288,7 +287,6 @@ static void worker_ctx(struct rm_worker_ctx *w, unsigned sb, unsigned pool, unsi
     w->gw_wake_fds = M->wake_fds;
     w->ngw_wake_fds = M->cfg.gateways;
     w->master_pid = M->pid;
-    w->max_requests = 0; /* the master recycles (handover) */
 }
 
 static int spawn(unsigned sb, int role, unsigned pool, unsigned index)
@@ -459,15 +457,14 @@ static void on_death(unsigned sb, int status)
     rm_recover_process(&M->seg, sb, now, &ops, &res);
 
     int clean = WIFEXITED(status) && (WEXITSTATUS(status) == RM_EXIT_OK);
-    int recycled = WIFEXITED(status) && WEXITSTATUS(status) == RM_EXIT_RECYCLE;
     int init_failed = WIFEXITED(status) && WEXITSTATUS(status) == RM_EXIT_INIT_FAILED;
     uint64_t lived = now - p->spawn_ns;
 
     /* The obituary: one line with everything an operator needs. */
-    if (p->retiring && (clean || recycled))
+    if (p->retiring && clean)
         rm_info("%s (pid %d) %s after draining", nb, p->pid, how);
     else
-        rm_log(clean || recycled ? RM_LOG_INFO : RM_LOG_WARNING,
+        rm_log(clean ? RM_LOG_INFO : RM_LOG_WARNING,
                "%s (pid %d) %s after %.1f s%s; recovered: %u re-queued, %u failed 502, %u failed 504, %u freed, %u aborted",
                nb, p->pid, how, lived / 1e9, p->ready_ns ? "" : " (never ready)", res.requeued, res.crashed,
                res.timed_out, res.freed, res.aborted);
@@ -475,8 +472,6 @@ static void on_death(unsigned sb, int status)
     int reason = RM_RESTART_CRASHED;
     if (p->kill_reason != KR_NONE)
         reason = p->kill_reason;
-    else if (recycled)
-        reason = RM_RESTART_RECYCLED;
     else if (init_failed)
         reason = RM_RESTART_INIT_FAILED;
 
@@ -497,7 +492,7 @@ static void on_death(unsigned sb, int status)
             if (!p->retiring && !M->stopping)
                 atomic_fetch_add_explicit(&rm_seg_master_stats(&M->seg, pr->shm)->restarts[reason], 1,
                                           memory_order_relaxed);
-            int unplanned = !p->retiring && !clean && !recycled;
+            int unplanned = !p->retiring && !clean;
             int early = unplanned && (lived < EARLY_DEATH_NS || !p->ready_ns);
             int new_gen = M->reloading && !pr->added && p->generation == pr->generation &&
                           pr->generation != pr->prev_generation;
@@ -921,7 +916,10 @@ static void systemd_tick(uint64_t now)
     if (!M->notified_ready && !M->stopping && !M->reloading && all_pools_ready(why, sizeof why)) {
         notify("READY=1");
         M->notified_ready = 1;
-        rm_notice("ready: serving on %zu socket(s), %u pool(s)", M->lis.n, M->npools_rt);
+        unsigned npools = 0;
+        for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++)
+            npools += M->pools[i].in_use && !M->pools[i].removing;
+        rm_notice("ready: serving on %zu socket(s), %u pool(s)", M->lis.n, npools);
     }
     if (M->watchdog_usec && now >= M->next_watchdog_ns) {
         notify("WATCHDOG=1");
@@ -1113,7 +1111,6 @@ static int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen)
     pr->generation = M->generation;
     pr->prev_generation = M->generation;
     pr->in_use = 1;
-    atomic_store_explicit(&rm_seg_pool(&M->seg, k)->workers_target, pr->target, memory_order_relaxed);
     return 0;
 }
 
@@ -1215,7 +1212,6 @@ static int begin_reload(char *why, size_t len)
         sp->max_attempts = pc->max_attempts;
         sp->request_timeout_ns = pc->request_timeout * MS;
         atomic_store_explicit(&sp->failed, 0, memory_order_release);
-        atomic_store_explicit(&sp->workers_target, pr->target, memory_order_relaxed);
     }
     for (size_t i = 0; i < nc->npools; i++) {
         if (pool_by_name(nc->pools[i].name))
@@ -1286,7 +1282,6 @@ static void rollback(void)
         sp->max_attempts = pr->cfg.max_attempts;
         sp->request_timeout_ns = pr->cfg.request_timeout * MS;
         atomic_store_explicit(&sp->failed, 0, memory_order_release);
-        atomic_store_explicit(&sp->workers_target, pr->target, memory_order_relaxed);
     }
     M->cfg.heartbeat_interval = M->old_cfg.heartbeat_interval;
     M->cfg.heartbeat_timeout = M->old_cfg.heartbeat_timeout;
@@ -1554,7 +1549,6 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
     for (size_t i = 0; i < M->cfg.npools; i++) {
         if (add_pool(&M->cfg.pools[i], err, errlen) < 0)
             return -1;
-        M->npools_rt++;
     }
     atomic_store_explicit(&M->seg.hdr->ngateways, M->cfg.gateways, memory_order_relaxed);
     rm_seg_publish(&M->seg);
@@ -1639,7 +1633,6 @@ static void on_signal(void)
                     pr->target++;
                 else if (si.ssi_signo == SIGTTOU && pr->target > 1)
                     pr->target--;
-                atomic_store_explicit(&rm_seg_pool(&M->seg, pr->shm)->workers_target, pr->target, memory_order_relaxed);
                 rm_notice("pool %s: %u worker(s) now", pr->cfg.name, pr->target);
             }
             break;

@@ -180,18 +180,12 @@ int rm_worker_main(const struct rm_worker_ctx *ctx)
     /* release: the master and gateways that see READY see a loaded model. */
     atomic_store_explicit(&me->state, RM_PROC_READY, memory_order_release);
 
-    unsigned long served = 0;
-    int code = RM_EXIT_OK;
     for (;;) {
         heartbeat(me);
         if (stop_requested || (atomic_load_explicit(&me->flags, memory_order_acquire) & RM_SBF_DRAIN))
             break;
         if (getppid() != ctx->master_pid)
             break; /* orphaned: PR_SET_PDEATHSIG normally got us first */
-        if (ctx->max_requests && served >= ctx->max_requests) {
-            code = RM_EXIT_RECYCLE;
-            break;
-        }
         uint32_t s;
         if (rm_ring_dequeue(ring, &s, &me->intent, ctx->pool) != RM_RING_OK) {
             rm_doorbell_wait(p, tick_ns, ring_has_work, ring, &me->intent, ctx->pool);
@@ -217,7 +211,6 @@ int rm_worker_main(const struct rm_worker_ctx *ctx)
             continue; /* stale duplicate: another worker has it */
         w = rm_slot_load(word);
         run_slot(ctx, h, state, p, s, w);
-        served++;
     }
 
     atomic_store_explicit(&me->state, RM_PROC_DRAINING, memory_order_release);
@@ -225,5 +218,5 @@ int rm_worker_main(const struct rm_worker_ctx *ctx)
         h->fini(state);
     if (dl)
         rm_handler_unload(dl);
-    return code;
+    return RM_EXIT_OK;
 }

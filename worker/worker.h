@@ -12,7 +12,6 @@
 
 /* Exit codes: the master's contract with its workers (docs/supervision.md). */
 #define RM_EXIT_OK 0            /* drained or stopped */
-#define RM_EXIT_RECYCLE 3       /* served max_requests: replace me */
 #define RM_EXIT_INIT_FAILED 78  /* handler init failed: permanent, do not respawn (EX_CONFIG) */
 
 struct rm_worker_ctx {
@@ -25,7 +24,6 @@ struct rm_worker_ctx {
     const int *gw_wake_fds;  /* eventfd per gateway number */
     unsigned ngw_wake_fds;
     pid_t master_pid;
-    unsigned max_requests;   /* 0: never recycle (jitter already applied) */
     /* Set when forked by a preloader: the handler is already initialised. */
     const struct rm_handler *preloaded;
     void *preloaded_state;
