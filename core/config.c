@@ -42,7 +42,7 @@
 
 #include <ini.h>
 
-#include "supervisor/config.h"
+#include "core/config.h"
 
 /* workers + spares of one pool: the slot table of a pool is sized for this. */
 #define RM_POOL_MAX_PROCS 256u

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "worker/ringmaster_handler.h"
+#include "ringmaster_handler.h"
 
 #define RM_MAX_POOLS 32
 #define RM_MAX_LISTEN 16

@@ -1,11 +1,10 @@
-/* log.c - stderr logging and process titles. See log.h. */
-#include "supervisor/log.h"
+/* log.c - stderr logging. See log.h. */
+#include "core/log.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,47 +55,4 @@ void rm_log(enum rm_log_level level, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
     errno = saved;
-}
-
-/* ---- process titles: overwrite argv's contiguous area, like nginx ---- */
-static char *title_start;
-static size_t title_len;
-
-void rm_proctitle_init(int argc, char **argv)
-{
-    if (argc <= 0 || !argv[0])
-        return;
-    /* argv strings are laid out back to back: find the end of the area. */
-    char *start = argv[0];
-    char *end = argv[0] + strlen(argv[0]);
-    for (int i = 1; i < argc; i++)
-        if (argv[i] == end + 1)
-            end = argv[i] + strlen(argv[i]);
-    /* Move argv out of the way so callers keep valid strings. */
-    for (int i = 0; i < argc; i++) {
-        char *copy = strdup(argv[i]);
-        if (!copy)
-            return;
-        argv[i] = copy;
-    }
-    title_start = start;
-    title_len = (size_t)(end - start) + 1;
-}
-
-void rm_proctitle_set(const char *fmt, ...)
-{
-    char buf[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    /* comm (what ps -o comm and top show): at most 15 bytes. */
-    prctl(PR_SET_NAME, buf, 0, 0, 0);
-    if (title_start && title_len > 1) {
-        size_t n = strlen(buf);
-        if (n >= title_len)
-            n = title_len - 1;
-        memcpy(title_start, buf, n);
-        memset(title_start + n, 0, title_len - n);
-    }
 }

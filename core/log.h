@@ -25,9 +25,4 @@ void rm_log(enum rm_log_level level, const char *fmt, ...) __attribute__((format
 #define rm_info(...) rm_log(RM_LOG_INFO, __VA_ARGS__)
 #define rm_debug(...) rm_log(RM_LOG_DEBUG, __VA_ARGS__)
 
-/* Set the process title shown by ps ("ringmaster: gateway 0"). Call
- * rm_proctitle_init(argc, argv) once in main before anything reads argv. */
-void rm_proctitle_init(int argc, char **argv);
-void rm_proctitle_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 #endif

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "supervisor/master.h"
+#include "core/paths.h"
 
 void rm_control_path(const struct rm_config *cfg, char *buf, size_t len)
 {

@@ -22,7 +22,8 @@
 #include "gateway/internal.h"
 #include "shm/clock.h"
 #include "shm/segment.h"
-#include "supervisor/log.h"
+#include "core/log.h"
+#include "core/proctitle.h"
 
 enum { EVK_CONN = 0, EVK_LISTEN = 1, EVK_WAKE = 2, EVK_TIMER = 3, EVK_SIGNAL = 4 };
 #define EV_SHIFT 60
@@ -403,7 +404,6 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
     memset(gw, 0, sizeof *gw);
     gw->ctx = ctx;
     gw->seg = ctx->seg;
-    gw->cfg = ctx->cfg;
     gw->index = ctx->index;
     gw->epfd = gw->tfd = gw->sfd = -1;
     gw->free_head = UINT32_MAX;
@@ -416,13 +416,13 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
     gw->sb = rm_seg_sb(gw->seg, ctx->index);
     rm_proctitle_set("ringmaster: gateway %u", ctx->index);
 
-    const struct rm_config *cfg = ctx->cfg;
-    gw->header_timeout_ns = cfg->header_timeout * 1000000u;
-    gw->idle_timeout_ns = cfg->idle_timeout * 1000000u;
-    gw->shutdown_timeout_ns = cfg->shutdown_timeout * 1000000u;
-    gw->max_connections = cfg->max_connections ? cfg->max_connections : 1;
-    http_parser_set_max_header_size(cfg->max_header_size > UINT32_MAX ? UINT32_MAX
-                                                                      : (uint32_t)cfg->max_header_size);
+    const struct rm_gw_limits *lim = &ctx->limits;
+    gw->header_timeout_ns = lim->header_timeout_ms * 1000000u;
+    gw->idle_timeout_ns = lim->idle_timeout_ms * 1000000u;
+    gw->shutdown_timeout_ns = lim->shutdown_timeout_ms * 1000000u;
+    gw->max_connections = lim->max_connections ? lim->max_connections : 1;
+    http_parser_set_max_header_size(lim->max_header_size > UINT32_MAX ? UINT32_MAX
+                                                                      : (uint32_t)lim->max_header_size);
     gw_http_settings(&gw->settings);
 
     gw->lfds = malloc(sizeof(int) * (ctx->nlisten ? ctx->nlisten : 1));
@@ -480,6 +480,17 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
     atomic_store_explicit(&gw->sb->heartbeat_ns, gw->now, memory_order_relaxed);
     /* release: pairs with the master's acquire load of our state */
     atomic_store_explicit(&gw->sb->state, RM_PROC_READY, memory_order_release);
+}
+
+struct rm_gw_limits rm_gw_limits_from(const struct rm_config *cfg)
+{
+    return (struct rm_gw_limits){
+        .max_connections = cfg->max_connections,
+        .max_header_size = cfg->max_header_size,
+        .header_timeout_ms = cfg->header_timeout,
+        .idle_timeout_ms = cfg->idle_timeout,
+        .shutdown_timeout_ms = cfg->shutdown_timeout,
+    };
 }
 
 int rm_gateway_main(const struct rm_gw_ctx *ctx)

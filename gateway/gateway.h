@@ -14,12 +14,25 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "core/config.h"
 #include "shm/segment.h"
-#include "supervisor/config.h"
 
+/* The [ringmaster] keys a gateway obeys (durations in ms, as configured). */
+struct rm_gw_limits {
+    unsigned max_connections;
+    uint64_t max_header_size;
+    uint64_t header_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t shutdown_timeout_ms;
+};
+
+/* The gateway's limits from a configuration. */
+struct rm_gw_limits rm_gw_limits_from(const struct rm_config *cfg);
+
+/* What a gateway needs, and nothing more: the master fills it before fork. */
 struct rm_gw_ctx {
     struct rm_seg *seg;
-    const struct rm_config *cfg;
+    struct rm_gw_limits limits;
     unsigned index;          /* gateway number == scoreboard index */
     const int *listen_fds;   /* non-blocking listening sockets */
     size_t nlisten;
@@ -32,7 +45,7 @@ struct rm_gw_ctx {
  *  - exit 0 when drained: after SIGTERM/SIGINT/SIGQUIT or RM_SBF_DRAIN it
  *    stops taking new work (keep-alive connections close; new inference is
  *    503 once the header says draining), answers every pending request, and
- *    exits when none is left or after cfg->shutdown_timeout. During a
+ *    exits when none is left or after limits.shutdown_timeout_ms. During a
  *    whole-server stop (hdr->draining set) it keeps accepting, so probes and
  *    new requests get a 503 instead of hanging; when only this gateway is
  *    retired it closes its listening sockets at once. A second stop signal:

@@ -183,7 +183,6 @@ struct gw_pool {
 struct gw {
     const struct rm_gw_ctx *ctx;
     struct rm_seg *seg;
-    const struct rm_config *cfg;
     unsigned index;
     struct rm_sb_entry *sb;
     int epfd;

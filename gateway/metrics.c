@@ -7,39 +7,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/names.h"
 #include "gateway/internal.h"
 #include "gateway/stats.h"
 #include "shm/segment.h"
 #include "shm/slot.h"
 
-static const char *const outcome_names[RM_OUT_N] = {
-    [RM_OUT_OK] = "ok",
-    [RM_OUT_HANDLER_ERROR] = "handler_error",
-    [RM_OUT_CRASHED] = "crashed",
-    [RM_OUT_TIMEOUT] = "timeout",
-    [RM_OUT_REJECTED] = "rejected",
-    [RM_OUT_TOO_LARGE] = "too_large",
-    [RM_OUT_CLIENT_GONE] = "client_gone",
-};
-
-static const char *const restart_names[RM_RESTART_N] = {
-    [RM_RESTART_CRASHED] = "crashed",
-    [RM_RESTART_HEARTBEAT] = "heartbeat",
-    [RM_RESTART_TIMEOUT] = "timeout",
-    [RM_RESTART_RECYCLED] = "recycled",
-    [RM_RESTART_RELOAD] = "reload",
-    [RM_RESTART_INIT_FAILED] = "init_failed",
-};
-
-static const struct {
-    unsigned state;
-    const char *name;
-} worker_states[] = {
-    {RM_PROC_STARTING, "starting"},
-    {RM_PROC_READY, "ready"},
-    {RM_PROC_BUSY, "busy"},
-    {RM_PROC_DRAINING, "draining"},
-};
+/* Worker states shown in /metrics (names from core/names.c). */
+static const unsigned worker_states[] = {RM_PROC_STARTING, RM_PROC_READY, RM_PROC_BUSY, RM_PROC_DRAINING};
 
 struct pool_sums {
     uint64_t outcomes[RM_OUT_N];
@@ -153,7 +128,7 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
     family(b, "ringmaster_requests_total", "counter", "Inference requests by model pool and outcome.");
     for (unsigned k = 0; k < np; k++)
         for (unsigned o = 0; o < RM_OUT_N; o++) {
-            series(b, "ringmaster_requests_total", gw->pools[pools[k]].name, "outcome", outcome_names[o]);
+            series(b, "ringmaster_requests_total", gw->pools[pools[k]].name, "outcome", rm_outcome_name(o));
             gw_buf_put_u64(b, sums[pools[k]].outcomes[o]);
             gw_buf_put(b, "\n", 1);
         }
@@ -186,8 +161,8 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
     family(b, "ringmaster_workers", "gauge", "Worker processes by model pool and state.");
     for (unsigned k = 0; k < np; k++)
         for (size_t i = 0; i < sizeof worker_states / sizeof worker_states[0]; i++) {
-            series(b, "ringmaster_workers", gw->pools[pools[k]].name, "state", worker_states[i].name);
-            gw_buf_put_u64(b, counts[pools[k]][worker_states[i].state]);
+            series(b, "ringmaster_workers", gw->pools[pools[k]].name, "state", rm_proc_state_name(worker_states[i]));
+            gw_buf_put_u64(b, counts[pools[k]][worker_states[i]]);
             gw_buf_put(b, "\n", 1);
         }
 
@@ -195,7 +170,7 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
     for (unsigned k = 0; k < np; k++) {
         struct rm_master_stats *ms = rm_seg_master_stats(seg, pools[k]);
         for (unsigned r = 0; r < RM_RESTART_N; r++) {
-            series(b, "ringmaster_restarts_total", gw->pools[pools[k]].name, "reason", restart_names[r]);
+            series(b, "ringmaster_restarts_total", gw->pools[pools[k]].name, "reason", rm_restart_reason_name(r));
             gw_buf_put_u64(b, atomic_load_explicit(&ms->restarts[r], memory_order_relaxed));
             gw_buf_put(b, "\n", 1);
         }

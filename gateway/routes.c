@@ -4,7 +4,7 @@
  * the gateway gives from shared memory itself: health, readiness, server
  * and model metadata, metrics. Inference goes to submit.c.
  */
-#include "config.h"  /* PACKAGE_VERSION */
+#include <config.h> /* autoconf: PACKAGE_VERSION */
 
 #include <stdio.h>
 #include <string.h>

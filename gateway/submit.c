@@ -27,7 +27,8 @@
 #include "shm/ring.h"
 #include "shm/segment.h"
 #include "shm/slot.h"
-#include "supervisor/log.h"
+#include "core/log.h"
+#include "core/names.h"
 
 /* ------------------------------------------------------------------ pools */
 
@@ -284,7 +285,7 @@ void gw_submit(struct gw *gw, struct gw_conn *c)
     if (rm_slot_cas(word, &w, RM_SLOT_QUEUED, 0) != 1) {
         /* Only the master changes a FILLING slot, and only of a dead gateway. */
         rm_err("pool %s slot %u: FILLING slot changed under us (now %s): request refused",
-               gp->name, slot, rm_slot_state_names[RM_SLOT_STATE(w) % RM_SLOT_NSTATES]);
+               gp->name, slot, rm_slot_state_name(RM_SLOT_STATE(w)));
         reject(gw, c, pi, "internal error: slot lost");
         return;
     }
@@ -440,7 +441,7 @@ static bool check_one(struct gw *gw, struct gw_conn *c)
         default:
             rm_err("pool %s slot %u: request %llu lost (slot %s)", gw->pools[pi].name, c->slot,
                    (unsigned long long)c->req_id,
-                   rm_slot_state_names[RM_SLOT_STATE(w) % RM_SLOT_NSTATES]);
+                   rm_slot_state_name(RM_SLOT_STATE(w)));
             pending_remove(gw, c);
             gw_respond_error_s(gw, c, 500, "internal error: request lost");
             return true;

@@ -1,12 +1,6 @@
 /* slot.c - slot state transitions. See slot.h for the table. */
 #include "shm/slot.h"
 
-const char *const rm_slot_state_names[RM_SLOT_NSTATES] = {
-    [RM_SLOT_FREE] = "free",       [RM_SLOT_FILLING] = "filling",
-    [RM_SLOT_QUEUED] = "queued",   [RM_SLOT_RUNNING] = "running",
-    [RM_SLOT_DONE] = "done",       [RM_SLOT_ABORTED] = "aborted",
-};
-
 #define T(from, to) (UINT64_C(1) << ((from) * RM_SLOT_NSTATES + (to)))
 static const uint64_t legal_mask =
     T(RM_SLOT_FREE, RM_SLOT_FILLING) |

@@ -34,8 +34,6 @@
 /* Owner field value for scoreboard index i. */
 #define RM_OWNER(i) ((unsigned)(i) + 1u)
 
-extern const char *const rm_slot_state_names[RM_SLOT_NSTATES];
-
 /* True if from -> to is one of the legal transitions above. */
 bool rm_slot_legal(unsigned from, unsigned to);
 

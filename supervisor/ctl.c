@@ -19,10 +19,11 @@
 #include "shm/clock.h"
 #include "shm/segment.h"
 #include "shm/slot.h"
-#include "supervisor/config.h"
+#include "core/config.h"
 #include "supervisor/master.h"
+#include "core/names.h"
+#include "core/paths.h"
 
-static const char *state_names[RM_PROC_NSTATES] = {"empty", "starting", "ready", "busy", "draining", "dead"};
 
 static int command(const struct rm_config *cfg, const char *cmd)
 {
@@ -165,8 +166,8 @@ static int status(const struct rm_config *cfg, int json)
             unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
             printf("%s{\"pid\":%d,\"role\":\"%s\",\"pool\":%u,\"index\":%u,\"generation\":%u,\"state\":\"%s\","
                    "\"served\":%llu,\"heartbeat_age_ms\":%.0f}",
-                   first ? "" : ",", epid, e->role == RM_ROLE_GATEWAY ? "gateway" : e->role == RM_ROLE_PRELOADER ? "preloader" : "worker", e->pool, e->index,
-                   e->generation, st < RM_PROC_NSTATES ? state_names[st] : "?",
+                   first ? "" : ",", epid, rm_role_name(e->role), e->pool, e->index,
+                   e->generation, rm_proc_state_name(st),
                    (unsigned long long)atomic_load_explicit(&e->served, memory_order_relaxed),
                    (now - atomic_load_explicit(&e->heartbeat_ns, memory_order_relaxed)) / 1e6);
             first = 0;
@@ -181,15 +182,15 @@ static int status(const struct rm_config *cfg, int json)
             unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
             if (e->role == RM_ROLE_GATEWAY)
                 printf("  pid %-7d gateway %-12u gen %-3u %-9s\n", epid, e->index, e->generation,
-                       st < RM_PROC_NSTATES ? state_names[st] : "?");
+                       rm_proc_state_name(st));
             else if (e->role == RM_ROLE_PRELOADER)
                 printf("  pid %-7d preloader %-10s gen %-3u %-9s\n", epid,
                        e->pool < RM_SHM_MAX_POOLS ? rm_seg_pool(&seg, e->pool)->name : "?", e->generation,
-                       st < RM_PROC_NSTATES ? state_names[st] : "?");
+                       rm_proc_state_name(st));
             else
                 printf("  pid %-7d worker %-8s %-4u gen %-3u %-9s served %llu\n", epid,
                        e->pool < RM_SHM_MAX_POOLS ? rm_seg_pool(&seg, e->pool)->name : "?", e->index, e->generation,
-                       st < RM_PROC_NSTATES ? state_names[st] : "?",
+                       rm_proc_state_name(st),
                        (unsigned long long)atomic_load_explicit(&e->served, memory_order_relaxed));
         }
     }

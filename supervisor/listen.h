@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "supervisor/config.h"
+#include "core/config.h"
 
 struct rm_listeners {
     int fds[RM_MAX_LISTEN];

@@ -11,10 +11,12 @@
 #include <string.h>
 
 #include <config.h>
-#include "supervisor/config.h"
-#include "supervisor/log.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/proctitle.h"
 #include "supervisor/master.h"
 #include "worker/handler.h"
+#include "core/exitcodes.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/ringmaster/ringmaster.ini"
 

@@ -45,8 +45,11 @@
 #include "shm/segment.h"
 #include "shm/slot.h"
 #include "supervisor/listen.h"
-#include "supervisor/log.h"
+#include "core/log.h"
 #include "worker/worker.h"
+#include "core/proctitle.h"
+#include "core/exitcodes.h"
+#include "core/paths.h"
 
 #define NPROCS 1088u            /* scoreboard entries: gateways first, then workers */
 #define KILL_GRACE_NS (200ull * 1000000u)
@@ -279,8 +282,11 @@ static void worker_ctx(struct rm_worker_ctx *w, unsigned sb, unsigned pool, unsi
 {
     memset(w, 0, sizeof *w);
     w->seg = &M->seg;
-    w->cfg = &M->cfg;
-    w->pool_cfg = &M->pools[pool].cfg;
+    w->pool_name = M->pools[pool].cfg.name;
+    w->handler = M->pools[pool].cfg.handler;
+    w->kv = M->pools[pool].cfg.kv;
+    w->nkv = M->pools[pool].cfg.nkv;
+    w->heartbeat_ns = M->cfg.heartbeat_interval * MS;
     w->pool = M->pools[pool].shm;
     w->sb_index = sb;
     w->worker_index = index;
@@ -320,7 +326,7 @@ static int spawn(unsigned sb, int role, unsigned pool, unsigned index)
             child_setup(rolename);
             rm_proctitle_set("ringmaster: gateway %u", index);
             struct rm_gw_ctx gctx = {
-                .seg = &M->seg, .cfg = &M->cfg, .index = index,
+                .seg = &M->seg, .limits = rm_gw_limits_from(&M->cfg), .index = index,
                 .listen_fds = M->lis.fds, .nlisten = M->lis.n,
                 .wake_fd = M->wake_fds[index], .master_pid = M->pid,
             };

@@ -1,5 +1,5 @@
 /*
- * test_config.c - the INI contract of DESIGN.md section 6: defaults, units,
+ * test_config.c - the INI contract of docs/contract.md: defaults, units,
  * sections, handler keys, listen lists, cross-key checks, and the exact
  * "FILE:LINE: message" shape of every error.
  */
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "supervisor/config.h"
+#include "core/config.h"
 #include "tests/cunit_util.h"
 
 #define NAME "/etc/x.ini"

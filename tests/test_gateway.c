@@ -4,7 +4,7 @@
  * talks HTTP to it, and plays the worker itself (dequeue, QUEUED -> RUNNING,
  * answer, RUNNING -> DONE, eventfd) in between.
  */
-#include "config.h"
+#include <config.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,7 +30,7 @@
 #include "shm/ring.h"
 #include "shm/segment.h"
 #include "shm/slot.h"
-#include "supervisor/log.h"
+#include "core/log.h"
 #include "tests/cunit_util.h"
 
 #define NGW 2
@@ -140,7 +140,7 @@ static void start_with(const struct opts *o)
     if (gw_pid == 0) {
         rm_log_init("gateway 0");
         struct rm_gw_ctx ctx = {
-            .seg = &seg, .cfg = &cfg, .index = 0, .listen_fds = &lfd, .nlisten = 1,
+            .seg = &seg, .limits = rm_gw_limits_from(&cfg), .index = 0, .listen_fds = &lfd, .nlisten = 1,
             .wake_fd = wake_fd, .master_pid = master,
         };
         rm_gateway_main(&ctx);

@@ -12,7 +12,7 @@
 
 #include "tests/cunit_util.h"
 #include "tests/text_image.h"
-#include "worker/ringmaster_handler.h"
+#include "ringmaster_handler.h"
 
 extern const struct rm_handler rm_handler_ocr;
 

@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "worker/ringmaster_handler.h"
+#include "ringmaster_handler.h"
 
 /* Built-in descriptors (statically allocated, defined in worker/handlers/). */
 extern const struct rm_handler rm_handler_echo;

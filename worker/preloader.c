@@ -14,9 +14,11 @@
 #include <unistd.h>
 
 #include "shm/clock.h"
-#include "supervisor/log.h"
+#include "core/log.h"
 #include "worker/handler.h"
 #include "worker/worker.h"
+#include "core/proctitle.h"
+#include "core/exitcodes.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -56,7 +58,7 @@ static void become_worker(struct rm_preloader_ctx *ctx, const struct rm_spawn_re
     w.preloaded = h;
     w.preloaded_state = state;
     char role[96];
-    snprintf(role, sizeof role, "worker %s %u", w.pool_cfg->name, w.worker_index);
+    snprintf(role, sizeof role, "worker %s %u", w.pool_name, w.worker_index);
     rm_log_init(role);
     _exit(rm_worker_main(&w));
 }
@@ -65,7 +67,7 @@ int rm_preloader_main(struct rm_preloader_ctx *ctx)
 {
     struct rm_worker_ctx *w = &ctx->worker;
     struct rm_sb_entry *me = rm_seg_sb(w->seg, w->sb_index);
-    rm_proctitle_set("ringmaster: preloader %s", w->pool_cfg->name);
+    rm_proctitle_set("ringmaster: preloader %s", w->pool_name);
     struct sigaction sa = {.sa_handler = on_term};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
@@ -78,21 +80,21 @@ int rm_preloader_main(struct rm_preloader_ctx *ctx)
     const struct rm_handler *h = NULL;
     void *dl = NULL, *state = NULL;
     char err[512] = "";
-    if (rm_handler_resolve(w->pool_cfg->handler, &h, &dl, err, sizeof err) < 0) {
-        rm_err("pool %s: handler %s: %s", w->pool_cfg->name, w->pool_cfg->handler, err);
+    if (rm_handler_resolve(w->handler, &h, &dl, err, sizeof err) < 0) {
+        rm_err("pool %s: handler %s: %s", w->pool_name, w->handler, err);
         return RM_EXIT_INIT_FAILED;
     }
     struct rm_handler_config hc = {
-        .pool = w->pool_cfg->name, .worker_index = 0, .kv = w->pool_cfg->kv, .nkv = w->pool_cfg->nkv,
+        .pool = w->pool_name, .worker_index = 0, .kv = w->kv, .nkv = w->nkv,
     };
     if (h->init && h->init(&state, &hc, err, sizeof err) != 0) {
-        rm_err("pool %s: handler %s init failed: %s", w->pool_cfg->name, h->name, err[0] ? err : "no reason given");
+        rm_err("pool %s: handler %s init failed: %s", w->pool_name, h->name, err[0] ? err : "no reason given");
         return RM_EXIT_INIT_FAILED;
     }
-    rm_info("pool %s: model loaded once; forking workers from it", w->pool_cfg->name);
+    rm_info("pool %s: model loaded once; forking workers from it", w->pool_name);
     atomic_store_explicit(&me->state, RM_PROC_READY, memory_order_release);
 
-    const int tick_ms = (int)(w->cfg->heartbeat_interval > 0 ? w->cfg->heartbeat_interval : 100);
+    const int tick_ms = (int)(w->heartbeat_ns >= 1000000u ? w->heartbeat_ns / 1000000u : 100);
     for (;;) {
         atomic_store_explicit(&me->heartbeat_ns, rm_now_ns(), memory_order_relaxed);
         if (stop_requested || (atomic_load_explicit(&me->flags, memory_order_acquire) & RM_SBF_DRAIN) ||

@@ -22,8 +22,11 @@
 #include "shm/doorbell.h"
 #include "shm/ring.h"
 #include "shm/slot.h"
-#include "supervisor/log.h"
+#include "core/log.h"
 #include "worker/handler.h"
+#include "core/proctitle.h"
+#include "core/exitcodes.h"
+#include "core/names.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -83,7 +86,7 @@ static void run_slot(const struct rm_worker_ctx *ctx, const struct rm_handler *h
         .content_type = ctype,
         .attempt = RM_SLOT_ATTEMPTS(w),
         .deadline_ns = m->deadline_ns,
-        .pool = ctx->pool_cfg->name,
+        .pool = ctx->pool_name,
     };
     struct rm_response resp = {
         .status = 200,
@@ -123,8 +126,8 @@ static void run_slot(const struct rm_worker_ctx *ctx, const struct rm_handler *h
         } else {
             /* Only the owner may end a RUNNING slot; anything else means the
              * shared memory was scribbled on. Leave it to the master. */
-            rm_warn("slot %u of pool %s in state %s while we ran it", s, ctx->pool_cfg->name,
-                    RM_SLOT_STATE(cur) < RM_SLOT_NSTATES ? rm_slot_state_names[RM_SLOT_STATE(cur)] : "?");
+            rm_warn("slot %u of pool %s in state %s while we ran it", s, ctx->pool_name,
+                    rm_slot_state_name(RM_SLOT_STATE(cur)));
             break;
         }
     }
@@ -141,9 +144,9 @@ int rm_worker_main(const struct rm_worker_ctx *ctx)
     struct rm_sb_entry *me = rm_seg_sb(seg, ctx->sb_index);
     struct rm_shm_pool *p = rm_seg_pool(seg, ctx->pool);
     struct rm_ring *ring = rm_pool_ring(seg, p);
-    const uint64_t tick_ns = ctx->cfg->heartbeat_interval * 1000000u;
+    const uint64_t tick_ns = ctx->heartbeat_ns;
 
-    rm_proctitle_set("ringmaster: worker %s %u", ctx->pool_cfg->name, ctx->worker_index);
+    rm_proctitle_set("ringmaster: worker %s %u", ctx->pool_name, ctx->worker_index);
     struct sigaction sa = {.sa_handler = on_term};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
@@ -162,18 +165,18 @@ int rm_worker_main(const struct rm_worker_ctx *ctx)
     char err[512] = "";
     if (h) {
         /* Forked by the preloader: the model is loaded already (shared). */
-    } else if (rm_handler_resolve(ctx->pool_cfg->handler, &h, &dl, err, sizeof err) < 0) {
-        rm_err("pool %s: handler %s: %s", ctx->pool_cfg->name, ctx->pool_cfg->handler, err);
+    } else if (rm_handler_resolve(ctx->handler, &h, &dl, err, sizeof err) < 0) {
+        rm_err("pool %s: handler %s: %s", ctx->pool_name, ctx->handler, err);
         return RM_EXIT_INIT_FAILED;
     }
     struct rm_handler_config hc = {
-        .pool = ctx->pool_cfg->name,
+        .pool = ctx->pool_name,
         .worker_index = ctx->worker_index,
-        .kv = ctx->pool_cfg->kv,
-        .nkv = ctx->pool_cfg->nkv,
+        .kv = ctx->kv,
+        .nkv = ctx->nkv,
     };
     if (!ctx->preloaded && h->init && h->init(&state, &hc, err, sizeof err) != 0) {
-        rm_err("pool %s: handler %s init failed: %s", ctx->pool_cfg->name, h->name, err[0] ? err : "no reason given");
+        rm_err("pool %s: handler %s init failed: %s", ctx->pool_name, h->name, err[0] ? err : "no reason given");
         return RM_EXIT_INIT_FAILED;
     }
     heartbeat(me);

@@ -7,17 +7,17 @@
 
 #include <sys/types.h>
 
+#include "ringmaster_handler.h"
 #include "shm/segment.h"
-#include "supervisor/config.h"
 
-/* Exit codes: the master's contract with its workers (docs/supervision.md). */
-#define RM_EXIT_OK 0            /* drained or stopped */
-#define RM_EXIT_INIT_FAILED 78  /* handler init failed: permanent, do not respawn (EX_CONFIG) */
-
+/* What a worker needs, and nothing more: the master fills it before fork. */
 struct rm_worker_ctx {
     struct rm_seg *seg;
-    const struct rm_config *cfg;
-    const struct rm_pool_config *pool_cfg;
+    const char *pool_name;   /* [pool NAME] */
+    const char *handler;     /* the pool's handler = spec */
+    const struct rm_handler_kv *kv;  /* the handler's own keys */
+    size_t nkv;
+    uint64_t heartbeat_ns;   /* heartbeat_interval: also the idle sleep */
     unsigned pool;           /* shm pool index */
     unsigned sb_index;       /* own scoreboard entry */
     unsigned worker_index;   /* N in "ringmaster: worker POOL N" */

@@ -1,5 +1,5 @@
 """Bad input gets a clear HTTP error, never crashes a process and never
-disturbs other clients (DESIGN.md 3.6, 6): 413, 404, 405, 400, 431, and a
+disturbs other clients (docs/contract.md): 413, 404, 405, 400, 431, and a
 slowloris client cut off at header_timeout."""
 import json
 import select

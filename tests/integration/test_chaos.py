@@ -1,5 +1,5 @@
 """Failure handling with the `chaos` handler: crashes, hangs, stopped
-workers, a full queue (DESIGN.md 3.3, 3.4, 6)."""
+workers, a full queue (docs/contract.md)."""
 import json
 import os
 import signal

@@ -1,4 +1,4 @@
-"""Health, metadata and metrics endpoints (DESIGN.md 6, Open Inference
+"""Health, metadata and metrics endpoints (docs/contract.md, Open Inference
 Protocol v2 paths)."""
 import json
 import os

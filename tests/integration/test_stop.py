@@ -81,7 +81,7 @@ class Stop(ServerTestCase):
         self.assertEqual(srv.wait_children_gone(0.5), {}, "children alive after the master exited")
 
     def test_readiness_503_during_graceful_stop(self):
-        # DESIGN.md 5: "Graceful stop (SIGTERM): readiness turns 503 at once,
+        # docs/contract.md: "Graceful stop (SIGTERM): readiness turns 503 at once,
         # queued and running requests finish". A probe arriving while a
         # request still runs must be told 503, not left hanging.
         srv = self.server(pools={"chaos": {"handler": "chaos", "workers": 1}}, shutdown_timeout="10s")

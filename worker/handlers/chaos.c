@@ -1,6 +1,6 @@
 /*
  * worker/handlers/chaos.c - built-in `chaos`, for testing failure handling
- * (DESIGN.md section 6). The request body chooses the fault:
+ * (docs/contract.md). The request body chooses the fault:
  *
  *   crash-once...   SIGKILL the worker on attempt 1; later attempts echo
  *   crash...        SIGKILL the worker on every attempt (-> 502 after

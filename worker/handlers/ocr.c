@@ -2,7 +2,7 @@
  * ocr.c - the built-in `ocr` handler: Tesseract's LSTM engine through its C
  * API, images decoded by leptonica, answers built with jansson.
  *
- * Pool keys (see DESIGN.md section 6; any key ringmaster does not know comes
+ * Pool keys (see docs/contract.md; any key ringmaster does not know comes
  * here):
  *   language = eng          Tesseract language(s), e.g. "eng" or "eng+deu";
  *                           needs tesseract-ocr-<lang> (the .traineddata).
@@ -69,7 +69,7 @@
 #include <leptonica/allheaders.h>
 #include <tesseract/capi.h>
 
-#include "worker/ringmaster_handler.h"
+#include "ringmaster_handler.h"
 
 #define OCR_DEFAULT_LANGUAGE "eng"
 #define OCR_DEFAULT_PSM PSM_SINGLE_BLOCK
