@@ -98,11 +98,10 @@ static void recover_running(struct rm_seg *seg, unsigned pool, uint32_t s, uint6
     }
 }
 
-static void recover_worker(struct rm_seg *seg, unsigned idx, struct rm_sb_entry *e,
+static void recover_worker(struct rm_seg *seg, unsigned idx, struct rm_sb_entry *e, unsigned pool,
                            uint64_t now_ns, const struct rm_recovery_ops *ops,
                            struct rm_recovery_result *res)
 {
-    unsigned pool = e->pool;
     if (pool >= RM_SHM_MAX_POOLS)
         return;
     struct rm_shm_pool *p = rm_seg_pool(seg, pool);
@@ -199,8 +198,9 @@ static void recover_gateway(struct rm_seg *seg, unsigned idx, const struct rm_re
     (void)ops;
 }
 
-void rm_recover_process(struct rm_seg *seg, unsigned idx, uint64_t now_ns,
-                        const struct rm_recovery_ops *ops, struct rm_recovery_result *res)
+void rm_recover_process(struct rm_seg *seg, unsigned idx, unsigned role, unsigned pool,
+                        uint64_t now_ns, const struct rm_recovery_ops *ops,
+                        struct rm_recovery_result *res)
 {
     struct rm_recovery_result local;
     if (!res)
@@ -209,9 +209,9 @@ void rm_recover_process(struct rm_seg *seg, unsigned idx, uint64_t now_ns,
     if (idx >= seg->nprocs)
         return;
     struct rm_sb_entry *e = rm_seg_sb(seg, idx);
-    if (e->role == RM_ROLE_WORKER)
-        recover_worker(seg, idx, e, now_ns, ops, res);
-    else if (e->role == RM_ROLE_GATEWAY)
+    if (role == RM_ROLE_WORKER)
+        recover_worker(seg, idx, e, pool, now_ns, ops, res);
+    else if (role == RM_ROLE_GATEWAY)
         recover_gateway(seg, idx, ops, res);
     atomic_store_explicit(&e->intent, 0, memory_order_relaxed);
     atomic_store_explicit(&e->cur_slot, RM_NO_SLOT, memory_order_relaxed);

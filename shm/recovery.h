@@ -2,8 +2,9 @@
  * recovery.h - finish what a dead process left half done.
  *
  * The master calls rm_recover_process() after waitpid() reports a child dead,
- * before it reuses the child's scoreboard entry. From the entry (role, pool,
- * intent) and the slot state words it:
+ * before it reuses the child's scoreboard entry. From the role and pool the
+ * master recorded when it forked the child, the entry's intent and the slot
+ * state words it:
  *   worker:  RUNNING slots it owned -> QUEUED again (generation + 1, back on
  *            the ring), or DONE with 502 when max_attempts runs are used up,
  *            or DONE with 504 when the deadline has passed; ABORTED slots it
@@ -47,9 +48,15 @@ struct rm_recovery_result {
     unsigned pending;    /* ring full: left to the pending list */
 };
 
-/* Recover scoreboard entry idx, whose process is dead and reaped. */
-void rm_recover_process(struct rm_seg *seg, unsigned idx, uint64_t now_ns,
-                        const struct rm_recovery_ops *ops, struct rm_recovery_result *res);
+/*
+ * Recover scoreboard entry idx, whose process is dead and reaped. role
+ * (RM_ROLE_GATEWAY or RM_ROLE_WORKER; anything else: nothing to recover)
+ * and pool (workers) come from the caller's own records of what it forked,
+ * never from the scoreboard entry, which the dead process could write.
+ */
+void rm_recover_process(struct rm_seg *seg, unsigned idx, unsigned role, unsigned pool,
+                        uint64_t now_ns, const struct rm_recovery_ops *ops,
+                        struct rm_recovery_result *res);
 
 /* Put a pending slot back on its pool's ring if it is still QUEUED with
  * generation gen. Returns 1 done (or nothing to do any more), 0 ring still

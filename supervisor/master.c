@@ -460,7 +460,7 @@ static void on_death(unsigned sb, int status)
         .notify_gateway = on_notify_gateway, .pending = on_pending, .requeued = on_requeued,
     };
     struct rm_recovery_result res;
-    rm_recover_process(&M->seg, sb, now, &ops, &res);
+    rm_recover_process(&M->seg, sb, (unsigned)p->role, p->pool, now, &ops, &res);
 
     int clean = WIFEXITED(status) && (WEXITSTATUS(status) == RM_EXIT_OK);
     int init_failed = WIFEXITED(status) && WEXITSTATUS(status) == RM_EXIT_INIT_FAILED;

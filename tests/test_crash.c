@@ -351,7 +351,7 @@ static int reap(int respawn)
                 exit(1);
             }
             struct rm_recovery_ops ops = {.pending = on_pending, .requeued = on_requeued, .failed = on_failed};
-            rm_recover_process(&seg, (unsigned)i, rm_now_ns(), &ops, NULL);
+            rm_recover_process(&seg, (unsigned)i, kids[i].role == 0 ? RM_ROLE_GATEWAY : RM_ROLE_WORKER, 0, rm_now_ns(), &ops, NULL);
             if (!clean) {
                 deaths++;
                 n++;

@@ -166,7 +166,7 @@ static void test_recovery_requeues_running_slot_of_dead_worker(void)
     uint32_t s = take(WK);
     CU_ASSERT_EQUAL(s, 1);
     struct rm_recovery_result res;
-    rm_recover_process(&seg, WK, 0, NULL, &res);
+    rm_recover_process(&seg, WK, RM_ROLE_WORKER, 0, 0, NULL, &res);
     CU_ASSERT_EQUAL(res.requeued, 1);
     CU_ASSERT_EQUAL(state_of(1), RM_SLOT_QUEUED);
     CU_ASSERT_EQUAL(atomic_load(&rm_seg_sb(&seg, WK)->state), RM_PROC_DEAD);
@@ -182,7 +182,7 @@ static void test_recovery_fails_with_502_after_max_attempts(void)
     submit(2);
     take(WK);
     struct rm_recovery_result res;
-    rm_recover_process(&seg, WK, 0, NULL, &res);
+    rm_recover_process(&seg, WK, RM_ROLE_WORKER, 0, 0, NULL, &res);
     CU_ASSERT_EQUAL(res.crashed, 1);
     CU_ASSERT_EQUAL(state_of(2), RM_SLOT_DONE);
     CU_ASSERT_EQUAL(rm_pool_meta(&seg, rm_seg_pool(&seg, POOL), 2)->error, 502);
@@ -196,7 +196,7 @@ static void test_recovery_fails_with_504_past_deadline(void)
     rm_pool_meta(&seg, rm_seg_pool(&seg, POOL), 0)->deadline_ns = 1000;
     take(WK);
     struct rm_recovery_result res;
-    rm_recover_process(&seg, WK, 5000, NULL, &res);
+    rm_recover_process(&seg, WK, RM_ROLE_WORKER, 0, 5000, NULL, &res);
     CU_ASSERT_EQUAL(res.timed_out, 1);
     CU_ASSERT_EQUAL(rm_pool_meta(&seg, rm_seg_pool(&seg, POOL), 0)->error, 504);
     rm_seg_close(&seg);
@@ -213,7 +213,7 @@ static void test_recovery_reposts_slot_taken_but_not_claimed(void)
     CU_ASSERT_EQUAL(rm_ring_dequeue(rm_pool_ring(&seg, p), &s, &rm_seg_sb(&seg, WK)->intent, POOL), RM_RING_OK);
     CU_ASSERT_EQUAL(rm_ring_count(rm_pool_ring(&seg, p)), 0);
     struct rm_recovery_result res;
-    rm_recover_process(&seg, WK, 0, NULL, &res);
+    rm_recover_process(&seg, WK, RM_ROLE_WORKER, 0, 0, NULL, &res);
     CU_ASSERT_EQUAL(res.reposted, 1);
     CU_ASSERT_EQUAL(take(WK2), 3);
     rm_seg_close(&seg);
@@ -230,7 +230,7 @@ static void test_recovery_of_gateway_frees_its_slots_and_aborts_running(void)
     uint64_t w = rm_slot_load(rm_pool_state(&seg, p, 3));
     CU_ASSERT_EQUAL(rm_slot_cas(rm_pool_state(&seg, p, 3), &w, RM_SLOT_FILLING, RM_OWNER(GW)), 1);
     struct rm_recovery_result res;
-    rm_recover_process(&seg, GW, 0, NULL, &res);
+    rm_recover_process(&seg, GW, RM_ROLE_GATEWAY, 0, 0, NULL, &res);
     CU_ASSERT_EQUAL(state_of(0), RM_SLOT_ABORTED);
     CU_ASSERT_EQUAL(state_of(1), RM_SLOT_FREE);
     CU_ASSERT_EQUAL(state_of(2), RM_SLOT_FREE);
@@ -238,7 +238,7 @@ static void test_recovery_of_gateway_frees_its_slots_and_aborts_running(void)
     CU_ASSERT_EQUAL(res.freed, 3);
     CU_ASSERT_EQUAL(res.aborted, 1);
     /* The worker then dies too: the aborted slot is freed. */
-    rm_recover_process(&seg, WK, 0, NULL, &res);
+    rm_recover_process(&seg, WK, RM_ROLE_WORKER, 0, 0, NULL, &res);
     CU_ASSERT_EQUAL(state_of(0), RM_SLOT_FREE);
     rm_seg_close(&seg);
 }
@@ -259,7 +259,7 @@ static void test_recovery_never_blocks_on_full_ring(void)
     struct rm_recovery_ops ops = {.pending = on_pending};
     struct rm_recovery_result res;
     pending_calls = 0;
-    rm_recover_process(&seg, WK, 0, &ops, &res);
+    rm_recover_process(&seg, WK, RM_ROLE_WORKER, 0, 0, &ops, &res);
     CU_ASSERT_EQUAL(res.pending, 1);
     CU_ASSERT_EQUAL(pending_calls, 1);
     uint32_t gen = RM_SLOT_GEN(rm_slot_load(rm_pool_state(&seg, p, 0)));
