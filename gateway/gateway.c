@@ -3,9 +3,7 @@
  * (heartbeat, master liveness, pool snapshot, deadlines, connection
  * timeouts), signals and the drain. See gateway.h and internal.h.
  *
- * epoll data: the top 4 bits say what the fd is; a connection's event also
- * carries the connection's index and generation, so an event still queued
- * for a connection closed earlier in the same batch is ignored.
+ * Connections are set up and torn down in conn.c; epoll tags in internal.h.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,17 +22,6 @@
 #include "shm/segment.h"
 #include "core/log.h"
 #include "core/proctitle.h"
-
-enum { EVK_CONN = 0, EVK_LISTEN = 1, EVK_WAKE = 2, EVK_TIMER = 3, EVK_SIGNAL = 4 };
-#define EV_SHIFT 60
-#define EV_KIND(u) ((unsigned)((u) >> EV_SHIFT))
-#define EV_MAKE(kind, v) (((uint64_t)(kind) << EV_SHIFT) | (uint64_t)(v))
-#define GEN_MASK 0x0fffffffu
-#define EV_CONN(c) EV_MAKE(EVK_CONN, ((uint64_t)((c)->gen & GEN_MASK) << 32) | (c)->idx)
-
-/* Connections above max_connections still get a proper 503 (and a
- * lingering close) up to this many; beyond, they are closed at once. */
-#define OVERFLOW_CONNS 64
 
 static struct gw the_gw;  /* one gateway per process */
 
@@ -73,104 +60,6 @@ static _Noreturn void gw_exit(struct gw *gw, int code)
     atomic_store_explicit(&gw->sb->state, RM_PROC_DRAINING, memory_order_release);
     gw_cleanup(gw);
     exit(code);
-}
-
-/* ------------------------------------------------------------------ connections */
-
-static struct gw_conn *conn_alloc(struct gw *gw)
-{
-    if (gw->free_head != UINT32_MAX) {
-        struct gw_conn *c = gw->conns[gw->free_head];
-        gw->free_head = c->free_next;
-        return c;
-    }
-    if (gw->nconns == UINT32_MAX - 1)
-        return NULL;
-    if (gw->nconns == gw->conns_cap) {
-        uint32_t cap = gw->conns_cap ? gw->conns_cap * 2 : 64;
-        struct gw_conn **n = realloc(gw->conns, sizeof *n * cap);
-        if (!n)
-            return NULL;
-        gw->conns = n;
-        gw->conns_cap = cap;
-    }
-    struct gw_conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->gw = gw;
-    c->fd = -1;
-    c->body.account = &gw->body_bytes;
-    c->idx = gw->nconns;
-    gw->conns[gw->nconns++] = c;
-    return c;
-}
-
-void gw_conn_close(struct gw *gw, struct gw_conn *c)
-{
-    if (c->fd < 0)
-        return;
-    if (c->phase == GW_WAIT)
-        gw_pending_abandon(gw, c);  /* client gone: free or abort its slot */
-    close(c->fd);  /* also leaves the epoll set: the fd is never duplicated */
-    c->fd = -1;
-    c->gen++;
-    c->phase = GW_IDLE;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        gw->active = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->next = c->prev = NULL;
-    gw->nactive--;
-    gw_buf_reset(&c->out, GW_BUF_KEEP);
-    gw_buf_reset(&c->body, GW_BUF_KEEP);
-    c->out_off = 0;
-    c->free_next = gw->free_head;
-    gw->free_head = c->idx;
-}
-
-static void conn_open(struct gw *gw, int fd)
-{
-    static const char busy[] =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Content-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-        "{\"error\":\"too many connections\"}";
-    bool over = gw->nactive >= gw->max_connections;
-    if (over && gw->nactive >= gw->max_connections + OVERFLOW_CONNS) {
-        ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w;
-        close(fd);
-        return;
-    }
-    struct gw_conn *c = conn_alloc(gw);
-    if (!c) {
-        rm_err("accept: out of memory for a connection: closed");
-        close(fd);
-        return;
-    }
-    c->fd = fd;
-    gw_conn_start(gw, c);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = EV_CONN(c)};
-    if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        rm_err("epoll_ctl(ADD connection): %s", strerror(errno));
-        close(fd);
-        c->fd = -1;
-        c->gen++;
-        c->free_next = gw->free_head;
-        gw->free_head = c->idx;
-        return;
-    }
-    c->prev = NULL;
-    c->next = gw->active;
-    if (gw->active)
-        gw->active->prev = c;
-    gw->active = c;
-    gw->nactive++;
-    if (over) {
-        c->keepalive = false;
-        gw_respond_error_s(gw, c, 503, "too many connections");
-    }
 }
 
 static void listeners_set(struct gw *gw, bool on)
@@ -214,7 +103,7 @@ static void on_accept(struct gw *gw, size_t li)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  /* fails on unix sockets: fine */
-        conn_open(gw, fd);
+        gw_conn_open(gw, fd);
     }
 }
 

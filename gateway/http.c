@@ -26,7 +26,7 @@ enum { GW_H_NONE = 0, GW_H_CTYPE, GW_H_EXPECT };
 
 #define ZEROCOPY_MIN 16384  /* bodies this large go out by writev, not copied first */
 
-static void req_reset(struct gw_conn *c)
+void gw_req_reset(struct gw_conn *c)
 {
     c->url_len = 0;
     c->url_too_long = false;
@@ -79,7 +79,7 @@ static int too_large(struct gw_conn *c)
 static int cb_message_begin(http_parser *p)
 {
     struct gw_conn *c = p->data;
-    req_reset(c);
+    gw_req_reset(c);
     c->phase = GW_HEADERS;
     c->phase_start_ns = c->gw->now;
     return 0;
@@ -345,7 +345,7 @@ void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *c
         return;
     }
     /* On to the next request of this connection. */
-    req_reset(c);
+    gw_req_reset(c);
     c->phase = GW_IDLE;
     c->phase_start_ns = gw->now;
     http_parser_pause(&c->parser, 0);
@@ -380,31 +380,6 @@ void gw_respond_error_s(struct gw *gw, struct gw_conn *c, unsigned status, const
 }
 
 /* ------------------------------------------------------------------ I/O */
-
-void gw_conn_start(struct gw *gw, struct gw_conn *c)
-{
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    c->phase = GW_IDLE;
-    c->phase_start_ns = gw->now;
-    c->last_read_ns = gw->now;
-    c->last_write_ns = gw->now;
-    c->readable = true;  /* data may have come with the connection */
-    c->writable = true;
-    c->rdhup = false;
-    c->eof = false;
-    c->broken = false;
-    c->close_after = false;
-    c->in_off = 0;
-    c->in_len = 0;
-    c->out.len = 0;
-    c->out.oom = false;
-    c->out_off = 0;
-    c->slot = RM_NO_SLOT;
-    c->answers = 0;
-    c->pnext = c->pprev = NULL;
-    req_reset(c);
-}
 
 static void conn_flush(struct gw *gw, struct gw_conn *c)
 {

@@ -28,6 +28,17 @@
 
 #include "gateway/gateway.h"
 #include "shm/layout.h"
+#include "shm/request.h"
+
+/* epoll data: the top 4 bits say what the fd is; a connection's event also
+ * carries the connection's index and generation, so an event still queued
+ * for a connection closed earlier in the same batch is ignored. */
+enum { EVK_CONN = 0, EVK_LISTEN = 1, EVK_WAKE = 2, EVK_TIMER = 3, EVK_SIGNAL = 4 };
+#define EV_SHIFT 60
+#define EV_KIND(u) ((unsigned)((u) >> EV_SHIFT))
+#define EV_MAKE(kind, v) (((uint64_t)(kind) << EV_SHIFT) | (uint64_t)(v))
+#define GEN_MASK 0x0fffffffu
+#define EV_CONN(c) EV_MAKE(EVK_CONN, ((uint64_t)((c)->gen & GEN_MASK) << 32) | (c)->idx)
 
 #define GW_TICK_NS (20u * 1000000u)          /* heartbeat, deadlines, lost wakes */
 #define GW_TIMEOUT_TICKS 5                   /* connection timeouts every 5 ticks */
@@ -154,10 +165,7 @@ struct gw_conn {
     uint64_t body_seen;
 
     /* the pending request (phase GW_WAIT) */
-    uint32_t slot;
-    uint64_t req_id;
-    uint64_t accept_ns;
-    uint64_t deadline_ns;
+    struct rm_req_ticket ticket;
 
     struct gw_conn *next, *prev;    /* gw->active */
     struct gw_conn *pnext, *pprev;  /* gw->pending */
@@ -171,7 +179,9 @@ struct gw_conn {
 /* What the gateway last saw of a shared-memory pool (refreshed each tick). */
 struct gw_pool {
     bool active;
-    bool valid;               /* offsets and sizes checked against the segment */
+    bool valid;               /* view opened: geometry copied and checked */
+    bool said_invalid;        /* logged that the descriptor is out of bounds */
+    struct rm_pool_view view; /* private geometry (shm/request.h) */
     bool has_worker;          /* a worker READY or BUSY (as of the last tick) */
     char name[RM_SHM_POOL_NAME];
     size_t name_len;
@@ -220,9 +230,14 @@ struct gw {
     struct gw_buf scratch;    /* metrics and JSON bodies */
 };
 
+/* conn.c */
+void gw_conn_open(struct gw *gw, int fd);               /* accepted: set up, or refuse */
+void gw_conn_start(struct gw *gw, struct gw_conn *c);   /* reset for a new connection */
+void gw_conn_close(struct gw *gw, struct gw_conn *c);
+
 /* http.c */
 void gw_http_settings(http_parser_settings *s);
-void gw_conn_start(struct gw *gw, struct gw_conn *c);   /* after accept */
+void gw_req_reset(struct gw_conn *c);                    /* forget the last request's parse state */
 void gw_conn_run(struct gw *gw, struct gw_conn *c);     /* make all progress possible */
 void gw_conn_linger_or_close(struct gw *gw, struct gw_conn *c);
 /* Queue a whole answer. ctype NULL: no Content-Type. extra: header lines,
@@ -239,23 +254,27 @@ void gw_respond_error_s(struct gw *gw, struct gw_conn *c, unsigned status, const
 void gw_route_classify(struct gw *gw, struct gw_conn *c);
 void gw_dispatch(struct gw *gw, struct gw_conn *c);
 
-/* submit.c */
+/* pools.c */
 void gw_pools_refresh(struct gw *gw);
 int gw_pool_find(const struct gw *gw, const char *name, size_t len);
+/* The per-tick snapshot said no worker: look again (fresh scan). */
+bool gw_pool_has_worker_now(struct gw *gw, unsigned pool);
 /* Worker count per pool and scoreboard state (fresh scan). */
 void gw_scan_workers(const struct gw *gw, unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES]);
 /* Is pool i serving? NULL, or a reason ("draining", "failed", ...). */
 const char *gw_pool_not_ready(const struct gw *gw, unsigned i,
                               const unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES]);
+
+/* submit.c */
 void gw_submit(struct gw *gw, struct gw_conn *c);
 void gw_pending_scan(struct gw *gw);
 void gw_pending_abandon(struct gw *gw, struct gw_conn *c);
+
+/* stats.c */
 void gw_count(struct gw *gw, unsigned pool, enum rm_outcome o);
+void gw_observe(struct gw *gw, unsigned pool, uint64_t accept_ns, uint64_t run_start_ns, uint64_t end_ns);
 
 /* metrics.c */
 void gw_metrics_render(struct gw *gw, struct gw_buf *b);
-
-/* gateway.c */
-void gw_conn_close(struct gw *gw, struct gw_conn *c);
 
 #endif

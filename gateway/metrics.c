@@ -147,11 +147,11 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
 
     family(b, "ringmaster_queue_depth", "gauge", "Request slots in use (waiting or running).");
     for (unsigned k = 0; k < np; k++) {
-        const struct rm_shm_pool *p = rm_seg_pool(seg, pools[k]);
+        const struct rm_pool_view *v = &gw->pools[pools[k]].view;
         uint64_t used = 0;
-        for (uint32_t s = 0; s < p->nslots; s++)
-            if (RM_SLOT_STATE(atomic_load_explicit(rm_pool_state(seg, p, s), memory_order_relaxed)) !=
-                RM_SLOT_FREE)
+        /* relaxed: a gauge; private bound (the view), never nslots from shared memory */
+        for (uint32_t s = 0; s < v->nslots; s++)
+            if (RM_SLOT_STATE(atomic_load_explicit(&v->states[s], memory_order_relaxed)) != RM_SLOT_FREE)
                 used++;
         series(b, "ringmaster_queue_depth", gw->pools[pools[k]].name, NULL, NULL);
         gw_buf_put_u64(b, used);

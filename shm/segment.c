@@ -306,17 +306,17 @@ void rm_seg_close(struct rm_seg *seg)
     seg->fd = -1;
 }
 
-bool rm_pool_valid(const struct rm_seg *seg, const struct rm_shm_pool *p)
+bool rm_pool_geometry_valid(const struct rm_seg *seg, const struct rm_shm_pool *p, uint32_t cells)
 {
     uint64_t size = seg->size;
     uint32_t n = p->nslots;
-    if (n == 0 || n > RM_RING_MAX_VALUE || p->max_req == 0 || p->max_resp == 0)
+    if (n == 0 || n > RM_RING_MAX_VALUE / 2 || p->max_req == 0 || p->max_resp == 0)
         return false;
     if (p->req_stride < p->max_req || p->resp_stride < p->max_resp ||
         p->req_stride > UINT64_MAX / n || p->resp_stride > UINT64_MAX / n)
         return false;
-    uint32_t cells = rm_ring_size_for(n * 2u);
-    if (cells == 0 || p->ring_off % RM_CACHELINE || p->states_off % 8 || p->meta_off % 8)
+    if (cells == 0 || cells != rm_ring_size_for(n * 2u) || p->ring_off % RM_CACHELINE || p->states_off % 8 ||
+        p->meta_off % 8)
         return false;
     if (!check_range(p->ring_off, rm_ring_bytes(cells), size) ||
         !check_range(p->states_off, (uint64_t)n * sizeof(uint64_t), size) ||
@@ -326,4 +326,9 @@ bool rm_pool_valid(const struct rm_seg *seg, const struct rm_shm_pool *p)
         return false;
     const struct rm_ring *r = (const struct rm_ring *)(seg->base + p->ring_off);
     return r->size == cells && r->mask == cells - 1;
+}
+
+bool rm_pool_valid(const struct rm_seg *seg, const struct rm_shm_pool *p)
+{
+    return rm_pool_geometry_valid(seg, p, rm_ring_size_for(p->nslots * 2u));
 }

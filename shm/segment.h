@@ -64,6 +64,10 @@ int rm_seg_pool_add(struct rm_seg *seg, unsigned idx, const struct rm_pool_spec 
  */
 bool rm_pool_valid(const struct rm_seg *seg, const struct rm_shm_pool *p);
 
+/* The same rules for a private copy p of a descriptor whose ring has cells
+ * cells (what rm_pool_view_open checks: request.h). */
+bool rm_pool_geometry_valid(const struct rm_seg *seg, const struct rm_shm_pool *p, uint32_t cells);
+
 /* Attach an existing segment from a file (e.g. /proc/PID/fd/N) and validate
  * it. writable=false maps it read-only. */
 int rm_seg_attach(struct rm_seg *seg, const char *path, bool writable, char *err, size_t errlen);

@@ -1,9 +1,10 @@
 /*
  * test_crash.c - multi-process torture of the ring, the slots and recovery.
  *
- * A test master forks producer processes (gateway role: claim a slot, fill
- * it, queue it, put it on the ring, collect the answer, free the slot) and
- * consumer processes (worker role: take from the ring, claim, "run", answer).
+ * A test master forks producer processes (gateway role) and consumer
+ * processes (worker role) that run the shipped request protocol
+ * (shm/request.c: claim, publish, poll, release; take, finish, wait), so the
+ * crash points fire inside the code gateways and workers run.
  * It reaps, runs the real rm_recover_process() after every death and
  * respawns, exactly as ringmaster's master does. Optionally:
  *   --crash-one-in K   crash points (librmshm_crash.a) raise SIGKILL with
@@ -35,6 +36,7 @@
 #include "shm/crashpoint.h"
 #include "shm/doorbell.h"
 #include "shm/recovery.h"
+#include "shm/request.h"
 #include "shm/ring.h"
 #include "shm/segment.h"
 #include "shm/slot.h"
@@ -85,6 +87,7 @@ static struct opts {
 static struct rm_seg seg;
 static struct test_shm *T;
 static struct rm_shm_pool *P;
+static struct rm_pool_view V; /* the test master's view, inherited by every child */
 
 /* ------------------------------------------------------------------ children */
 
@@ -108,19 +111,21 @@ static void crash_arm_check(void)
 }
 
 struct pending {
-    uint32_t slot;
+    struct rm_req_ticket t;
     uint64_t item;
 };
 
+/* Gateway role, through the shipped protocol (shm/request.c): claim,
+ * publish, poll, release. The oracle notes what happened around each call. */
 static void producer_main(unsigned idx, unsigned incarnation)
 {
     child_common(idx, incarnation);
-    struct rm_ring *ring = rm_pool_ring(&seg, P);
     struct rm_sb_entry *me = rm_seg_sb(&seg, idx);
     struct pending pend[INFLIGHT];
     int npend = 0;
-    uint32_t cursor = (uint32_t)rand_r(&o.seed) % P->nslots;
+    uint32_t cursor = (uint32_t)rand_r(&o.seed) % V.nslots;
     unsigned spins = 0;
+    uint64_t req_seq = 0;
 
     for (;;) {
         crash_arm_check();
@@ -130,73 +135,56 @@ static void producer_main(unsigned idx, unsigned incarnation)
             _exit(0);
         /* Submit one. */
         if (!stopping && npend < INFLIGHT) {
-            for (uint32_t k = 0; k < P->nslots; k++) {
-                uint32_t s = (cursor + k) % P->nslots;
-                _Atomic uint64_t *word = rm_pool_state(&seg, P, s);
-                uint64_t w = rm_slot_load(word);
-                if (RM_SLOT_STATE(w) != RM_SLOT_FREE)
-                    continue;
-                if (rm_slot_cas(word, &w, RM_SLOT_FILLING, RM_OWNER(idx)) != 1)
-                    continue;
-                cursor = s + 1;
-                RM_CRASH_POINT();
+            uint32_t s = rm_req_claim(&V, idx, &cursor);
+            if (s != RM_NO_SLOT) {
                 uint64_t item = atomic_fetch_add(&T->next_item, 1);
                 if (item >= o.room) { /* out of oracle room: stop making items */
-                    w = rm_slot_load(word);
+                    /* FILLING -> FREE: what recovery does for a dead gateway. */
+                    _Atomic uint64_t *word = &V.states[s];
+                    uint64_t w = rm_slot_load(word);
                     rm_slot_cas(word, &w, RM_SLOT_FREE, 0);
                     atomic_store(&T->oracle_full, 1);
                     atomic_store(&T->stop_producing, 1);
-                    break;
-                }
-                atomic_store(&T->items[item].producer, incarnation);
-                struct rm_slot_meta *m = rm_pool_meta(&seg, P, s);
-                m->gw = idx;
-                m->req_id = item;
-                m->deadline_ns = UINT64_MAX;
-                m->req_len = sizeof item;
-                memcpy(rm_pool_req(&seg, P, s), &item, sizeof item);
-                RM_CRASH_POINT();
-                w = rm_slot_load(word);
-                if (rm_slot_cas(word, &w, RM_SLOT_QUEUED, 0) != 1)
-                    abort(); /* nobody else may touch a FILLING slot of ours */
-                atomic_store(&T->items[item].accepted, 1);
-                RM_CRASH_POINT();
-                if (rm_ring_enqueue(ring, s) != RM_RING_OK) {
-                    /* Ring full of duplicates: withdraw if no worker took it. */
-                    w = rm_slot_load(word);
-                    if (RM_SLOT_STATE(w) == RM_SLOT_QUEUED && rm_slot_cas(word, &w, RM_SLOT_FREE, 0) == 1) {
+                } else {
+                    atomic_store(&T->items[item].producer, incarnation);
+                    struct rm_req_in in = {.gw = idx, .req_id = ++req_seq, .now_ns = rm_now_ns(),
+                                           .body = &item, .len = sizeof item};
+                    struct rm_req_ticket t;
+                    switch (rm_req_publish(&V, s, &in, &t)) {
+                    case RM_PUBLISH_OK:
+                        atomic_store(&T->items[item].accepted, 1);
+                        pend[npend++] = (struct pending){t, item};
+                        break;
+                    case RM_PUBLISH_FULL: /* ring full of duplicates: withdrawn before any run */
                         atomic_store(&T->items[item].accepted, 2);
                         break;
+                    case RM_PUBLISH_LOST:
+                        abort(); /* nobody else may touch a FILLING slot of ours */
                     }
                 }
-                RM_CRASH_POINT();
-                rm_doorbell_ring(P);
-                pend[npend++] = (struct pending){s, item};
-                break;
             }
         }
         /* Collect answers. */
         int got = 0;
         for (int i = 0; i < npend; i++) {
-            _Atomic uint64_t *word = rm_pool_state(&seg, P, pend[i].slot);
-            uint64_t w = rm_slot_load(word);
-            if (RM_SLOT_STATE(w) != RM_SLOT_DONE)
+            struct rm_req_answer a;
+            enum rm_poll r = rm_req_poll(&V, &pend[i].t, rm_now_ns(), UINT64_MAX, &a);
+            if (r == RM_POLL_WAIT)
                 continue;
-            struct rm_slot_meta *m = rm_pool_meta(&seg, P, pend[i].slot);
+            if (r != RM_POLL_DONE)
+                abort(); /* no deadlines here: only DONE ends a request of a live producer */
             struct item *it = &T->items[pend[i].item];
-            if (m->error) {
+            if (a.error) {
                 atomic_fetch_add(&it->errors, 1);
             } else {
                 uint64_t ans;
-                memcpy(&ans, rm_pool_resp(&seg, P, pend[i].slot), sizeof ans);
-                if (m->req_id != pend[i].item || ans != (pend[i].item ^ ANSWER_MAGIC))
+                memcpy(&ans, a.body, sizeof ans);
+                if (!a.len_ok || a.len != sizeof ans || ans != (pend[i].item ^ ANSWER_MAGIC))
                     atomic_fetch_add(&T->bad_answers, 1);
             }
             atomic_fetch_add(&it->delivered, 1);
             atomic_fetch_add_explicit(&T->progress, 1, memory_order_relaxed);
-            RM_CRASH_POINT();
-            if (rm_slot_cas(word, &w, RM_SLOT_FREE, 0) != 1)
-                abort(); /* DONE slots of a live producer are its own */
+            rm_req_release(&V, &pend[i].t, &a);
             pend[i--] = pend[--npend];
             got = 1;
         }
@@ -207,65 +195,35 @@ static void producer_main(unsigned idx, unsigned incarnation)
     }
 }
 
-static bool ring_has_work(void *arg)
-{
-    return rm_ring_count(arg) > 0;
-}
-
+/* Worker role, through the shipped protocol: take, run, finish, wait. */
 static void consumer_main(unsigned idx, unsigned incarnation)
 {
     child_common(idx, incarnation);
-    struct rm_ring *ring = rm_pool_ring(&seg, P);
     struct rm_sb_entry *me = rm_seg_sb(&seg, idx);
     for (;;) {
         crash_arm_check();
         atomic_store_explicit(&me->heartbeat_ns, rm_now_ns(), memory_order_relaxed);
         if (atomic_load_explicit(&T->stop_consuming, memory_order_acquire))
             _exit(0);
-        uint32_t s;
-        if (rm_ring_dequeue(ring, &s, &me->intent, 0) != RM_RING_OK) {
-            rm_doorbell_wait(P, 20 * 1000000u, ring_has_work, ring, &me->intent, 0);
+        struct rm_req_job job;
+        enum rm_take r = rm_req_take(&V, me, idx, rm_now_ns(), &job);
+        if (r == RM_TAKE_EMPTY) {
+            rm_req_wait(&V, me, 20 * 1000000u);
             continue;
         }
-        RM_CRASH_POINT();
-        if (s >= P->nslots)
-            abort(); /* only slot indexes are ever put on the ring */
-        _Atomic uint64_t *word = rm_pool_state(&seg, P, s);
-        uint64_t w = rm_slot_load(word);
-        int claimed = 0;
-        while (RM_SLOT_STATE(w) == RM_SLOT_QUEUED) {
-            if (rm_slot_cas(word, &w, RM_SLOT_RUNNING, RM_OWNER(idx)) == 1) {
-                claimed = 1;
-                break;
-            }
-        }
-        atomic_store_explicit(&me->intent, 0, memory_order_release);
-        if (!claimed)
-            continue; /* a stale duplicate: someone else has it */
-        atomic_store_explicit(&me->cur_slot, s, memory_order_relaxed);
-        RM_CRASH_POINT();
-        struct rm_slot_meta *m = rm_pool_meta(&seg, P, s);
-        uint64_t item;
-        memcpy(&item, rm_pool_req(&seg, P, s), sizeof item);
+        if (r != RM_TAKE_OK)
+            continue;
+        uint64_t item = UINT64_MAX;
+        if (job.len == sizeof item)
+            memcpy(&item, job.body, sizeof item);
         if (item < MAX_ITEMS)
             atomic_fetch_add(&T->items[item].runs, 1);
         RM_CRASH_POINT();
         uint64_t ans = item ^ ANSWER_MAGIC;
-        memcpy(rm_pool_resp(&seg, P, s), &ans, sizeof ans);
-        m->resp_len = sizeof ans;
-        m->error = 0;
-        RM_CRASH_POINT();
-        w = rm_slot_load(word);
-        for (;;) {
-            unsigned st = RM_SLOT_STATE(w);
-            if (st == RM_SLOT_RUNNING && rm_slot_cas(word, &w, RM_SLOT_DONE, 0) == 1)
-                break;
-            if (st == RM_SLOT_ABORTED && rm_slot_cas(word, &w, RM_SLOT_FREE, 0) == 1)
-                break;
-            if (st != RM_SLOT_RUNNING && st != RM_SLOT_ABORTED)
-                abort(); /* nobody else may end a slot we run */
-        }
-        atomic_store_explicit(&me->cur_slot, RM_NO_SLOT, memory_order_relaxed);
+        memcpy(job.resp, &ans, sizeof ans);
+        struct rm_req_result res = {.status = 200, .len = sizeof ans};
+        if (rm_req_finish(&V, me, &job, &res, rm_now_ns()) == RM_FINISH_TAKEN)
+            abort(); /* nobody else may end a slot we run */
     }
 }
 
@@ -296,7 +254,7 @@ static void on_pending(void *arg, unsigned pool, uint32_t slot, uint32_t gen)
 static void on_requeued(void *arg, unsigned pool, uint32_t slot, uint64_t old)
 {
     uint64_t item;
-    memcpy(&item, rm_pool_req(&seg, P, slot), sizeof item);
+    memcpy(&item, rm_view_req(&V, slot), sizeof item);
     if (item < MAX_ITEMS)
         atomic_fetch_add(&T->items[item].requeues, 1);
     requeues_seen++;
@@ -440,6 +398,10 @@ int main(int argc, char **argv)
     }
     rm_seg_publish(&seg);
     P = rm_seg_pool(&seg, 0);
+    if (rm_pool_view_open(&seg, 0, &V) < 0) {
+        fprintf(stderr, "rm_pool_view_open: the pool's descriptor does not validate\n");
+        return 99;
+    }
     T = mmap(NULL, sizeof *T, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (T == MAP_FAILED) {
         perror("mmap");
@@ -584,11 +546,11 @@ int main(int argc, char **argv)
         }
     }
     unsigned busy_slots = 0;
-    for (uint32_t s = 0; s < P->nslots; s++)
-        busy_slots += RM_SLOT_STATE(rm_slot_load(rm_pool_state(&seg, P, s))) != RM_SLOT_FREE;
+    for (uint32_t s = 0; s < V.nslots; s++)
+        busy_slots += RM_SLOT_STATE(rm_slot_load(&V.states[s])) != RM_SLOT_FREE;
 
     printf("crash-test: seed %u, %d producers, %d consumers, ring %d cells (%u slots), %.1f s\n", seed0,
-           o.producers, o.consumers, o.cells, P->nslots, o.seconds);
+           o.producers, o.consumers, o.cells, V.nslots, o.seconds);
     printf("  oracle: %llu items made of %u room (%.1f%%)%s; fault phase %.2f s of %.1f s\n",
            (unsigned long long)nitems, o.room, 100.0 * (double)nitems / o.room,
            atomic_load(&T->oracle_full) ? ", FULL: fault phase ended early" : "", (fault_end - start) / 1e9,

@@ -27,6 +27,7 @@
 #include "gateway/gateway.h"
 #include "gateway/internal.h"
 #include "shm/clock.h"
+#include "shm/request.h"
 #include "shm/ring.h"
 #include "shm/segment.h"
 #include "shm/slot.h"
@@ -198,54 +199,54 @@ static void stop(void)
 enum { W_ECHO, W_ERROR, W_CRASHED, W_204, W_EVIL_CTYPE };
 static int worker_mode = W_ECHO;
 
+/* The worker's side of the shipped protocol (shm/request.c) on pool 0. */
+static struct rm_pool_view *view0(void)
+{
+    static struct rm_pool_view v;
+    CU_ASSERT_FATAL(rm_pool_view_open(&seg, 0, &v) == 0);
+    return &v;
+}
+
 /* Run everything on pool 0's ring. Returns how many requests it answered. */
 static int worker_serve(void)
 {
-    struct rm_shm_pool *p = pool0();
-    struct rm_ring *r = rm_pool_ring(&seg, p);
-    uint32_t slot;
+    struct rm_pool_view *v = view0();
+    struct rm_sb_entry *me = worker_entry();
     int n = 0;
-    while (rm_ring_dequeue(r, &slot, NULL, 0) == RM_RING_OK) {
-        if (slot >= p->nslots)
+    for (;;) {
+        struct rm_req_job job;
+        enum rm_take r = rm_req_take(v, me, WORKER_SB, rm_now_ns(), &job);
+        if (r == RM_TAKE_EMPTY)
+            break;
+        if (r != RM_TAKE_OK)
             continue;
-        _Atomic uint64_t *word = rm_pool_state(&seg, p, slot);
-        uint64_t w = rm_slot_load(word);
-        if (RM_SLOT_STATE(w) != RM_SLOT_QUEUED ||
-            rm_slot_cas(word, &w, RM_SLOT_RUNNING, RM_OWNER(WORKER_SB)) != 1)
-            continue;
-        struct rm_slot_meta *m = rm_pool_meta(&seg, p, slot);
-        m->run_start_ns = rm_now_ns();
-        unsigned char *resp = rm_pool_resp(&seg, p, slot);
+        struct rm_req_result res = {.status = 200};
         if (worker_mode == W_ECHO) {
-            memcpy(resp, rm_pool_req(&seg, p, slot), m->req_len);
-            m->resp_len = m->req_len;
-            m->resp_status = 200;
-            memcpy(m->resp_ctype, m->req_ctype, sizeof m->resp_ctype);
+            memcpy(job.resp, job.body, job.len);
+            res.len = job.len;
+            res.ctype = job.ctype;
         } else if (worker_mode == W_ERROR) {
             static const char msg[] = "boom: \"bad\" input";
-            memcpy(resp, msg, sizeof msg - 1);
-            m->resp_len = sizeof msg - 1;
-            m->error = 500;
+            memcpy(job.resp, msg, sizeof msg - 1);
+            res.len = sizeof msg - 1;
+            res.error = 500;
         } else if (worker_mode == W_204) {
-            memcpy(resp, "junk", 4);
-            m->resp_len = 4;
-            m->resp_status = 204;
+            memcpy(job.resp, "junk", 4);
+            res.len = 4;
+            res.status = 204;
         } else if (worker_mode == W_EVIL_CTYPE) {
-            memcpy(resp, "ok", 2);
-            m->resp_len = 2;
-            m->resp_status = 201;
-            snprintf(m->resp_ctype, sizeof m->resp_ctype, "text/plain\r\nX-Evil: 1");
+            memcpy(job.resp, "ok", 2);
+            res.len = 2;
+            res.status = 201;
+            res.ctype = "text/plain\r\nX-Evil: 1";
         } else {
-            m->resp_len = 0;
-            m->error = 502;
+            res.error = 502;
         }
-        m->run_end_ns = rm_now_ns();
-        w = rm_slot_load(word);
-        if (rm_slot_cas(word, &w, RM_SLOT_DONE, 0) != 1 && RM_SLOT_STATE(w) == RM_SLOT_ABORTED)
-            rm_slot_cas(word, &w, RM_SLOT_FREE, 0);
-        uint64_t one = 1;
-        ssize_t wr = write(wake_fd, &one, sizeof one);
-        (void)wr;
+        if (rm_req_finish(v, me, &job, &res, rm_now_ns()) >= 0) {
+            uint64_t one = 1;
+            ssize_t wr = write(wake_fd, &one, sizeof one);
+            (void)wr;
+        }
         n++;
     }
     return n;
@@ -1029,17 +1030,18 @@ static void test_client_gone_while_running_aborts_slot(void)
     client_sends(c, infer("echo", "text/plain", "bye"));
     CU_ASSERT_FATAL(wait_slots(RM_SLOT_QUEUED, 1, 2000));
     /* a worker takes it... */
-    uint32_t slot;
-    CU_ASSERT_FATAL(rm_ring_dequeue(rm_pool_ring(&seg, pool0()), &slot, NULL, 0) == RM_RING_OK);
-    _Atomic uint64_t *word = rm_pool_state(&seg, pool0(), slot);
-    uint64_t w = rm_slot_load(word);
-    CU_ASSERT_FATAL(rm_slot_cas(word, &w, RM_SLOT_RUNNING, RM_OWNER(WORKER_SB)) == 1);
+    struct rm_pool_view *v = view0();
+    struct rm_req_job job;
+    CU_ASSERT_FATAL(rm_req_take(v, worker_entry(), WORKER_SB, rm_now_ns(), &job) == RM_TAKE_OK);
     /* ... and the client hangs up */
     client_close(c);
     CU_ASSERT(wait_slots(RM_SLOT_ABORTED, 1, 2000));
-    w = rm_slot_load(word);
+    uint64_t w = rm_slot_load(&v->states[job.slot]);
     CU_ASSERT_EQUAL(RM_SLOT_OWNER(w), RM_OWNER(WORKER_SB));
-    CU_ASSERT_EQUAL(rm_slot_cas(word, &w, RM_SLOT_FREE, 0), 1);  /* the worker frees it */
+    /* the worker finishes: nobody to wake, the slot is freed */
+    struct rm_req_result res = {.status = 200, .len = 3};
+    CU_ASSERT_EQUAL(rm_req_finish(v, worker_entry(), &job, &res, rm_now_ns()), RM_FINISH_NOBODY);
+    CU_ASSERT_EQUAL(slots_in(RM_SLOT_FREE), v->nslots);
     CU_ASSERT_EQUAL(outcome(RM_OUT_CLIENT_GONE), 1);
     stop();
 }

@@ -1,0 +1,140 @@
+/*
+ * conn.c - a connection's life in the gateway, in one place: allocated (or
+ * reused from the free list) and registered with epoll when accepted,
+ * reset for each new connection, and closed, which abandons a request it
+ * still waits for (its slot is freed, or left ABORTED to its worker).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "gateway/internal.h"
+
+/* Connections above max_connections still get a proper 503 (and a
+ * lingering close) up to this many; beyond, they are closed at once. */
+#define OVERFLOW_CONNS 64
+
+static struct gw_conn *conn_alloc(struct gw *gw)
+{
+    if (gw->free_head != UINT32_MAX) {
+        struct gw_conn *c = gw->conns[gw->free_head];
+        gw->free_head = c->free_next;
+        return c;
+    }
+    if (gw->nconns == UINT32_MAX - 1)
+        return NULL;
+    if (gw->nconns == gw->conns_cap) {
+        uint32_t cap = gw->conns_cap ? gw->conns_cap * 2 : 64;
+        struct gw_conn **n = realloc(gw->conns, sizeof *n * cap);
+        if (!n)
+            return NULL;
+        gw->conns = n;
+        gw->conns_cap = cap;
+    }
+    struct gw_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->gw = gw;
+    c->fd = -1;
+    c->body.account = &gw->body_bytes;
+    c->idx = gw->nconns;
+    gw->conns[gw->nconns++] = c;
+    return c;
+}
+
+void gw_conn_close(struct gw *gw, struct gw_conn *c)
+{
+    if (c->fd < 0)
+        return;
+    if (c->phase == GW_WAIT)
+        gw_pending_abandon(gw, c);  /* client gone: free or abort its slot */
+    close(c->fd);  /* also leaves the epoll set: the fd is never duplicated */
+    c->fd = -1;
+    c->gen++;
+    c->phase = GW_IDLE;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        gw->active = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    gw->nactive--;
+    gw_buf_reset(&c->out, GW_BUF_KEEP);
+    gw_buf_reset(&c->body, GW_BUF_KEEP);
+    c->out_off = 0;
+    c->free_next = gw->free_head;
+    gw->free_head = c->idx;
+}
+
+void gw_conn_open(struct gw *gw, int fd)
+{
+    static const char busy[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Content-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+        "{\"error\":\"too many connections\"}";
+    bool over = gw->nactive >= gw->max_connections;
+    if (over && gw->nactive >= gw->max_connections + OVERFLOW_CONNS) {
+        ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        close(fd);
+        return;
+    }
+    struct gw_conn *c = conn_alloc(gw);
+    if (!c) {
+        rm_err("accept: out of memory for a connection: closed");
+        close(fd);
+        return;
+    }
+    c->fd = fd;
+    gw_conn_start(gw, c);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = EV_CONN(c)};
+    if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        rm_err("epoll_ctl(ADD connection): %s", strerror(errno));
+        close(fd);
+        c->fd = -1;
+        c->gen++;
+        c->free_next = gw->free_head;
+        gw->free_head = c->idx;
+        return;
+    }
+    c->prev = NULL;
+    c->next = gw->active;
+    if (gw->active)
+        gw->active->prev = c;
+    gw->active = c;
+    gw->nactive++;
+    if (over) {
+        c->keepalive = false;
+        gw_respond_error_s(gw, c, 503, "too many connections");
+    }
+}
+
+void gw_conn_start(struct gw *gw, struct gw_conn *c)
+{
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->phase = GW_IDLE;
+    c->phase_start_ns = gw->now;
+    c->last_read_ns = gw->now;
+    c->last_write_ns = gw->now;
+    c->readable = true;  /* data may have come with the connection */
+    c->writable = true;
+    c->rdhup = false;
+    c->eof = false;
+    c->broken = false;
+    c->close_after = false;
+    c->in_off = 0;
+    c->in_len = 0;
+    c->out.len = 0;
+    c->out.oom = false;
+    c->out_off = 0;
+    c->ticket.slot = RM_NO_SLOT;
+    c->answers = 0;
+    c->pnext = c->pprev = NULL;
+    gw_req_reset(c);
+}
