@@ -13,12 +13,18 @@
 #include <stdint.h>
 
 #include "ringmaster_handler.h"
+#include "shm/layout.h"
 
 #define RM_MAX_POOLS 32
 #define RM_MAX_LISTEN 16
 #define RM_MAX_GATEWAYS 64
 #define RM_POOL_NAME_MAX 48
 #define RM_MAX_HANDLER_KEYS 32
+
+/* The configuration's limits fit the shared memory's fields. */
+static_assert(RM_MAX_POOLS == RM_SHM_MAX_POOLS, "a pool per shared-memory pool entry");
+static_assert(RM_POOL_NAME_MAX == RM_SHM_POOL_NAME, "pool names fit the descriptor's name field");
+static_assert(RM_MAX_GATEWAYS < RM_SHM_MAX_PROCS, "gateways fit the slot owner field");
 
 /* Types: STR (char[256]), UINT (unsigned, decimal), DUR (uint64_t ms; units
  * ms/s/m, plain number = ms), SIZE (uint64_t bytes; units B/KiB/MiB/GiB, also

@@ -43,6 +43,16 @@
 #define RM_SHM_POOL_NAME 48
 #define RM_SHM_CTYPE 128
 #define RM_NO_SLOT UINT32_MAX
+/* Scoreboard entries a segment may have: the slot word's owner field is 16
+ * bits and holds index + 1 (0: no owner). */
+#define RM_SHM_MAX_PROCS 0xfffeu
+
+/* Every 64-bit atomic in the segment must be a plain lock-free instruction:
+ * a lock-based emulation would be a per-process lock, useless across
+ * processes, and a process killed holding it would wedge the others. */
+static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+static_assert(sizeof(unsigned long long) == 8, "64-bit atomics are unsigned long long");
 
 /* ------------------------------------------------------------------ header */
 
@@ -146,8 +156,12 @@ struct rm_shm_pool {
     char name[RM_SHM_POOL_NAME];
     _Atomic uint32_t active;    /* 1: configured and served; release-stored last */
     uint32_t nslots;            /* queue_depth */
-    uint32_t max_attempts;
-    uint64_t request_timeout_ns;
+    /* Policy a reload may change while the pool serves: atomics, stored by
+     * the master (relaxed: each is one value that no other data rides on),
+     * loaded relaxed at the point of use. Not geometry: they steer no
+     * memory access. */
+    _Atomic uint32_t max_attempts;
+    _Atomic uint64_t request_timeout_ns;
     uint64_t max_req;           /* max_request_size, exact (413 above it) */
     uint64_t max_resp;          /* max_response_size, exact */
     uint64_t req_stride;        /* bytes between request areas (max_req rounded up to 64) */
@@ -193,6 +207,8 @@ enum rm_intent_op {
 #define RM_INTENT_OP(w) ((unsigned)((w) >> 56))
 #define RM_INTENT_POOL(w) ((unsigned)(((w) >> 48) & 0xff))
 #define RM_INTENT_SLOT(w) ((uint32_t)(w))
+static_assert(RM_SHM_MAX_POOLS <= 0x100, "the intent word's pool field is 8 bits");
+static_assert(RM_RING_MAX_SIZE <= (UINT64_C(1) << 32), "the intent word's slot field is 32 bits");
 
 /*
  * One cache line per process. Written by the master while the entry has no

@@ -67,7 +67,8 @@ static void recover_running(struct rm_seg *seg, unsigned pool, uint32_t s, uint6
         unsigned status = 0;
         if (now_ns >= m->deadline_ns)
             status = 504;
-        else if (RM_SLOT_ATTEMPTS(w) >= p->max_attempts)
+        /* relaxed: a reload may change it; one value, nothing rides on it */
+        else if (RM_SLOT_ATTEMPTS(w) >= atomic_load_explicit(&p->max_attempts, memory_order_relaxed))
             status = 502;
         if (status) {
             /* The owner is dead, so the master owns the run phase's fields

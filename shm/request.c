@@ -32,8 +32,6 @@ int rm_pool_view_open(const struct rm_seg *seg, unsigned idx, struct rm_pool_vie
     struct rm_shm_pool copy;
     memcpy(copy.name, p->name, sizeof copy.name);
     copy.nslots = p->nslots;
-    copy.max_attempts = p->max_attempts;
-    copy.request_timeout_ns = p->request_timeout_ns;
     copy.max_req = p->max_req;
     copy.max_resp = p->max_resp;
     copy.req_stride = p->req_stride;
@@ -50,10 +48,8 @@ int rm_pool_view_open(const struct rm_seg *seg, unsigned idx, struct rm_pool_vie
     v->index = idx;
     v->nslots = copy.nslots;
     v->ring_cells = cells;
-    v->max_attempts = copy.max_attempts;
     v->max_req = copy.max_req;
     v->max_resp = copy.max_resp;
-    v->request_timeout_ns = copy.request_timeout_ns;
     v->ring = (struct rm_ring *)(seg->base + copy.ring_off);
     v->states = (_Atomic uint64_t *)(seg->base + copy.states_off);
     v->meta = (struct rm_slot_meta *)(seg->base + copy.meta_off);
@@ -91,7 +87,9 @@ enum rm_publish rm_req_publish(const struct rm_pool_view *v, uint32_t slot, cons
 {
     _Atomic uint64_t *word = &v->states[slot];
     struct rm_slot_meta *m = &v->meta[slot];
-    const uint64_t timeout = v->request_timeout_ns;
+    /* relaxed: a reload's new value is picked up by the next request; no
+     * other data rides on it. */
+    const uint64_t timeout = atomic_load_explicit(&v->desc->request_timeout_ns, memory_order_relaxed);
     const uint64_t len = in->len <= v->max_req ? in->len : v->max_req;
     const size_t clen = in->ctype && in->ctype_len < RM_SHM_CTYPE ? in->ctype_len : 0;
 

@@ -48,9 +48,7 @@ struct rm_pool_view {
     unsigned index;            /* pool index in the segment */
     uint32_t nslots;
     uint32_t ring_cells;
-    uint32_t max_attempts;
     uint64_t max_req, max_resp;
-    uint64_t request_timeout_ns;
     struct rm_ring *ring;
     _Atomic uint64_t *states;
     struct rm_slot_meta *meta;

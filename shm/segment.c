@@ -39,6 +39,11 @@ int rm_seg_create(struct rm_seg *seg, uint32_t nprocs, uint32_t max_gateways,
 {
     memset(seg, 0, sizeof *seg);
     seg->fd = -1;
+    if (nprocs == 0 || nprocs > RM_SHM_MAX_PROCS || max_gateways > nprocs) {
+        snprintf(err, errlen, "segment for %u processes (%u gateways): at most %u processes",
+                 nprocs, max_gateways, RM_SHM_MAX_PROCS);
+        return -1;
+    }
     uint64_t off = ALIGN_UP(sizeof(struct rm_shm_header), RM_CACHELINE);
     uint64_t pools_off = off;
     off = ALIGN_UP(off + sizeof(struct rm_shm_pool) * RM_SHM_MAX_POOLS, RM_CACHELINE);
@@ -146,8 +151,10 @@ int rm_seg_pool_add(struct rm_seg *seg, unsigned idx, const struct rm_pool_spec 
     snprintf(p->name, sizeof p->name, "%s", s->name);
     snprintf(p->handler, sizeof p->handler, "%s", s->handler ? s->handler : "");
     p->nslots = s->nslots;
-    p->max_attempts = s->max_attempts;
-    p->request_timeout_ns = s->request_timeout_ns;
+    /* relaxed: published with the rest of the descriptor by the release
+     * store of active below. */
+    atomic_store_explicit(&p->max_attempts, s->max_attempts, memory_order_relaxed);
+    atomic_store_explicit(&p->request_timeout_ns, s->request_timeout_ns, memory_order_relaxed);
     p->max_req = s->max_req;
     p->max_resp = s->max_resp;
     p->req_stride = ALIGN_UP(s->max_req, 64);
