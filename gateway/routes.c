@@ -69,9 +69,8 @@ void gw_route_classify(struct gw *gw, struct gw_conn *c)
             return;
         c->pool = gw_pool_find(gw, name, nlen);
         if (c->route == GW_R_INFER && c->pool >= 0 && c->method == HTTP_POST) {
-            const struct rm_shm_pool *p = rm_seg_pool(gw->seg, (unsigned)c->pool);
             c->store_body = true;
-            c->body_limit = p->max_req;
+            c->body_limit = gw->pools[c->pool].view.max_req; /* private copy (found pools are valid) */
         }
     }
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,13 +225,18 @@ int main(int argc, char **argv)
     }
     rm_runtime_dir_resolve(cfg);
     const char *verb = argv[optind];
+    int nargs = argc - optind - 1;
+    bool json = nargs == 1 && strcmp(argv[optind + 1], "--json") == 0;
     int rc = 2;
-    if (strcmp(verb, "status") == 0)
-        rc = status(cfg, optind + 1 < argc && strcmp(argv[optind + 1], "--json") == 0);
-    else if (strcmp(verb, "reload") == 0 || strcmp(verb, "stop") == 0)
+    if (strcmp(verb, "status") == 0 && (nargs == 0 || json))
+        rc = status(cfg, json);
+    else if ((strcmp(verb, "reload") == 0 || strcmp(verb, "stop") == 0) && nargs == 0)
         rc = command(cfg, verb);
+    else if (strcmp(verb, "status") == 0 || strcmp(verb, "reload") == 0 || strcmp(verb, "stop") == 0)
+        fprintf(stderr, "ringmasterctl: %s: unexpected argument %s\nusage: ringmasterctl [-c FILE] status [--json] | reload | stop\n",
+                verb, argv[optind + 1]);
     else
-        fprintf(stderr, "ringmasterctl: unknown command %s (status, reload, stop)\n", verb);
+        fprintf(stderr, "ringmasterctl: unknown command %s\nusage: ringmasterctl [-c FILE] status [--json] | reload | stop\n", verb);
     free(cfg);
     fflush(stdout);
     return rc;
