@@ -366,6 +366,7 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
 
     gw->now = rm_now_ns();
     gw_pools_refresh(gw);
+    /* relaxed: a heartbeat; the master only compares it with its clock */
     atomic_store_explicit(&gw->sb->heartbeat_ns, gw->now, memory_order_relaxed);
     /* release: pairs with the master's acquire load of our state */
     atomic_store_explicit(&gw->sb->state, RM_PROC_READY, memory_order_release);

@@ -169,6 +169,7 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
     family(b, "ringmaster_restarts_total", "counter", "Worker restarts by model pool and reason.");
     for (unsigned k = 0; k < np; k++) {
         struct rm_master_stats *ms = rm_seg_master_stats(seg, pools[k]);
+        /* relaxed: the master's counters; slightly stale values are fine */
         for (unsigned r = 0; r < RM_RESTART_N; r++) {
             series(b, "ringmaster_restarts_total", gw->pools[pools[k]].name, "reason", rm_restart_reason_name(r));
             gw_buf_put_u64(b, atomic_load_explicit(&ms->restarts[r], memory_order_relaxed));
@@ -181,12 +182,14 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
     for (unsigned k = 0; k < np; k++) {
         struct rm_master_stats *ms = rm_seg_master_stats(seg, pools[k]);
         series(b, "ringmaster_retried_requests_total", gw->pools[pools[k]].name, NULL, NULL);
+        /* relaxed: a counter */
         gw_buf_put_u64(b, atomic_load_explicit(&ms->retried, memory_order_relaxed));
         gw_buf_put(b, "\n", 1);
     }
 
     family(b, "ringmaster_gateway_restarts_total", "counter", "Gateway processes respawned.");
     gw_buf_puts(b, "ringmaster_gateway_restarts_total ");
+    /* relaxed: a counter */
     gw_buf_put_u64(b, atomic_load_explicit(&rm_seg_master_stats(seg, 0)->gw_restarts, memory_order_relaxed));
     gw_buf_put(b, "\n", 1);
 }

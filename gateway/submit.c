@@ -88,6 +88,7 @@ void gw_submit(struct gw *gw, struct gw_conn *c)
         reject(gw, c, pi, "draining");
         return;
     }
+    /* acquire: pairs with the master's release store of failed */
     if (atomic_load_explicit(&p->failed, memory_order_acquire)) {
         reject(gw, c, pi, "model failed to load");
         return;

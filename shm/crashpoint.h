@@ -32,6 +32,7 @@ static inline void rm_crash_point(void)
     rm_crash_rng = x;
     if (x % rm_crash_one_in == 0) {
         if (rm_crash_fired)
+            /* relaxed: a test counter, read after every child is gone */
             atomic_fetch_add_explicit(rm_crash_fired, 1, memory_order_relaxed);
         raise(SIGKILL);
     }

@@ -58,6 +58,7 @@ bool rm_doorbell_wait(struct rm_shm_pool *p, uint64_t timeout_ns,
             nanosleep(&ts, NULL);
         }
     }
+    /* release: the intent is cleared before the un-count below (W1's order) */
     if (intent)
         atomic_store_explicit(intent, RM_INTENT(RM_INTENT_NONE, 0, 0), memory_order_release);
     RM_CRASH_POINT();

@@ -32,6 +32,7 @@ static int gateway_alive(const struct rm_seg *seg, uint32_t gw)
     if (gw >= seg->nprocs)
         return 0;
     const struct rm_sb_entry *e = rm_seg_sb(seg, gw);
+    /* acquire: pairs with the gateway's release stores of its state */
     unsigned st = atomic_load_explicit(&((struct rm_sb_entry *)e)->state, memory_order_acquire);
     return e->role == RM_ROLE_GATEWAY && st != RM_PROC_DEAD && st != RM_PROC_EMPTY;
 }
@@ -132,6 +133,8 @@ static void recover_worker(struct rm_seg *seg, unsigned idx, struct rm_sb_entry 
     case RM_INTENT_SLEEP:
         if (RM_INTENT_POOL(intent) == pool) {
             /* Counted as a sleeper when it died: un-count it. */
+            /* relaxed load, seq_cst CAS: the CAS orders the un-count like the
+             * waiter's own decrement would (doorbell.c W1/P1). */
             uint32_t n = atomic_load_explicit(&p->sleepers, memory_order_relaxed);
             while (n > 0 && !atomic_compare_exchange_weak_explicit(&p->sleepers, &n, n - 1,
                                                                    memory_order_seq_cst,
@@ -214,6 +217,7 @@ void rm_recover_process(struct rm_seg *seg, unsigned idx, unsigned role, unsigne
         recover_worker(seg, idx, e, pool, now_ns, ops, res);
     else if (role == RM_ROLE_GATEWAY)
         recover_gateway(seg, idx, ops, res);
+    /* relaxed: published by the release store of DEAD below */
     atomic_store_explicit(&e->intent, 0, memory_order_relaxed);
     atomic_store_explicit(&e->cur_slot, RM_NO_SLOT, memory_order_relaxed);
     /* release: readers that see DEAD see the repaired slots. */

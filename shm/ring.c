@@ -55,6 +55,7 @@ int rm_ring_enqueue(struct rm_ring *r, uint32_t v)
         } else {
             /* Cell still holds the value of the previous lap: full, unless the
              * tail moved meanwhile (our t was stale). */
+            /* relaxed: a hint; a stale answer only means one more turn */
             if (atomic_load_explicit(&r->tail, memory_order_relaxed) == t)
                 return RM_RING_FULL;
         }
@@ -66,6 +67,7 @@ int rm_ring_dequeue(struct rm_ring *r, uint32_t *v, _Atomic uint64_t *intent, un
     const uint32_t mask = r->mask;
     const uint32_t size = r->size;
     for (;;) {
+        /* Hint only: relaxed. Correctness rests on the cell CAS. */
         uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
         _Atomic uint64_t *cell = &r->cells[h & mask];
         /* D1: acquire pairs with E2: the value and what the producer wrote
@@ -75,7 +77,8 @@ int rm_ring_dequeue(struct rm_ring *r, uint32_t *v, _Atomic uint64_t *intent, un
         if (d == 0) {
             uint32_t val = CELL_VAL(w);
             if (intent) {
-                /* The intent store is ordered before D2 by D2's release. */
+                /* relaxed: the intent store is ordered before D2 by D2's release;
+                 * recovery reads it after reaping us. */
                 atomic_store_explicit(intent, RM_INTENT(RM_INTENT_DEQ, pool, val),
                                       memory_order_relaxed);
                 RM_CRASH_POINT();
@@ -99,6 +102,7 @@ int rm_ring_dequeue(struct rm_ring *r, uint32_t *v, _Atomic uint64_t *intent, un
                                                     memory_order_relaxed,
                                                     memory_order_relaxed);
         } else {
+            /* relaxed: a hint; a stale answer only means one more turn */
             if (atomic_load_explicit(&r->head, memory_order_relaxed) == h)
                 return RM_RING_EMPTY;
         }

@@ -35,6 +35,7 @@ int rm_ring_init(struct rm_ring *r, uint32_t size)
         return -1;
     r->size = size;
     r->mask = size - 1;
+    /* relaxed: no concurrent users yet; published by R0 below */
     for (uint32_t i = 0; i < size; i++)
         atomic_store_explicit(&r->cells[i], CELL(i, RM_RING_EMPTY_VALUE), memory_order_relaxed);
     atomic_store_explicit(&r->head, 0, memory_order_relaxed);
@@ -46,6 +47,7 @@ int rm_ring_init(struct rm_ring *r, uint32_t size)
 
 uint32_t rm_ring_count(const struct rm_ring *r)
 {
+    /* relaxed: hints; the count is approximate by contract */
     uint64_t h = atomic_load_explicit(&((struct rm_ring *)r)->head, memory_order_relaxed);
     uint64_t t = atomic_load_explicit(&((struct rm_ring *)r)->tail, memory_order_relaxed);
     if (t <= h)

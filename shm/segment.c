@@ -173,7 +173,8 @@ int rm_seg_pool_add(struct rm_seg *seg, unsigned idx, const struct rm_pool_spec 
 
     rm_ring_init(rm_pool_ring(seg, p), cells);
     for (uint32_t i = 0; i < s->nslots; i++) {
-        /* Keep generations rising across a pool's reuse of arena bytes. */
+        /* Keep generations rising across a pool's reuse of arena bytes.
+         * relaxed: published by the release store of active (or the magic). */
         atomic_store_explicit(rm_pool_state(seg, p, i), RM_SLOT_WORD(1, 0, 0, RM_SLOT_FREE),
                               memory_order_relaxed);
         memset(rm_pool_meta(seg, p, i), 0, sizeof(struct rm_slot_meta));
@@ -237,6 +238,8 @@ int rm_seg_validate(const void *base, size_t size, char *err, size_t errlen)
     const struct rm_shm_pool *pools = (const void *)((const unsigned char *)base + h->pools_off);
     for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
         const struct rm_shm_pool *p = &pools[i];
+        /* acquire: pairs with the master's release store of active, so the
+         * descriptor read below is complete */
         if (!atomic_load_explicit(&p->active, memory_order_acquire))
             continue;
         uint64_t cells = rm_ring_size_for(p->nslots * 2u);

@@ -51,6 +51,10 @@ int rm_slot_cas(_Atomic uint64_t *word, uint64_t *expected, unsigned to, unsigne
     if (!rm_slot_legal(RM_SLOT_STATE(*expected), to))
         return -1;
     uint64_t next = rm_slot_next(*expected, to, owner);
+    /* acq_rel on success: release publishes the phase the caller wrote,
+     * acquire sees the previous owner's; acquire on failure: the caller
+     * re-reads *expected and may use what it shows. Pairs with this same
+     * CAS in the next owner of the slot. */
     return atomic_compare_exchange_strong_explicit(word, expected, next,
                                                    memory_order_acq_rel,
                                                    memory_order_acquire) ? 1 : 0;

@@ -75,6 +75,7 @@ int rm_preloader_main(struct rm_preloader_ctx *ctx)
     signal(SIGCHLD, SIG_DFL);
     setenv("OMP_THREAD_LIMIT", "1", 0);
     setenv("OMP_NUM_THREADS", "1", 0);
+    /* relaxed: a heartbeat; the master only compares it with its clock */
     atomic_store_explicit(&me->heartbeat_ns, rm_now_ns(), memory_order_relaxed);
 
     const struct rm_handler *h = NULL;
@@ -92,10 +93,12 @@ int rm_preloader_main(struct rm_preloader_ctx *ctx)
         return RM_EXIT_INIT_FAILED;
     }
     rm_info("pool %s: model loaded once; forking workers from it", w->pool_name);
+    /* release: pairs with the master's acquire load of state (loaded model) */
     atomic_store_explicit(&me->state, RM_PROC_READY, memory_order_release);
 
     const int tick_ms = (int)(w->heartbeat_ns >= 1000000u ? w->heartbeat_ns / 1000000u : 100);
     for (;;) {
+        /* relaxed: heartbeat. acquire (flags): pairs with the master's release store of RM_SBF_DRAIN */
         atomic_store_explicit(&me->heartbeat_ns, rm_now_ns(), memory_order_relaxed);
         if (stop_requested || (atomic_load_explicit(&me->flags, memory_order_acquire) & RM_SBF_DRAIN) ||
             getppid() != w->master_pid)
