@@ -80,6 +80,19 @@ struct pool_rt {
     int prev_removing;
     int added;                 /* created by the reload under way */
     unsigned reload_failures;  /* early deaths of its new generation during the reload */
+    /*
+     * Pending re-queues: slots recovery could not put back on the ring
+     * because it was full (rm_recovery_ops.pending). One entry per slot: a
+     * slot is QUEUED with one generation at a time, so it is pending at most
+     * once per generation, and a newer generation replaces an older one
+     * (whose retry would find nothing to do). Sized for every slot of the
+     * pool when it is created, and kept while its shared-memory entry exists
+     * (entries are never reused), so recovery never runs out of room.
+     */
+    uint64_t *pend_bits;       /* bit s: slot s is pending */
+    uint32_t *pend_gen;        /* [s]: the generation it was pending with */
+    uint32_t pend_cap;         /* slots the two arrays cover (queue_depth) */
+    unsigned npend;            /* bits set */
 };
 
 struct ctl_client {
@@ -105,9 +118,6 @@ struct master {
     int gateways_started;
     uint64_t started_ns;
     unsigned gw_early_deaths;
-    /* pending re-queues (ring was full) */
-    struct { unsigned pool; uint32_t slot, gen; } pend[4096];
-    unsigned npend;
     /* stop */
     int stopping;          /* 1: graceful, 2: immediate */
     uint64_t stop_deadline;

@@ -66,8 +66,20 @@ int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen)
                  RM_SHM_MAX_POOLS);
         return -1;
     }
-    if (rm_seg_pool_add(&M->seg, k, &spec, err, errlen) < 0)
+    /* Room to keep every slot of the pool pending (see struct pool_rt). */
+    uint64_t *bits = calloc((pc->queue_depth + 63u) / 64u, sizeof *bits);
+    uint32_t *gens = calloc(pc->queue_depth, sizeof *gens);
+    if (!bits || !gens) {
+        snprintf(err, errlen, "pool %s: calloc: %s", pc->name, strerror(errno));
+        free(bits);
+        free(gens);
         return -1;
+    }
+    if (rm_seg_pool_add(&M->seg, k, &spec, err, errlen) < 0) {
+        free(bits);
+        free(gens);
+        return -1;
+    }
     struct pool_rt *pr = &M->pools[k];
     memset(pr, 0, sizeof *pr);
     set_pool_cfg(pr, pc);
@@ -78,6 +90,9 @@ int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen)
     pr->generation = M->generation;
     pr->prev_generation = M->generation;
     pr->in_use = 1;
+    pr->pend_bits = bits;
+    pr->pend_gen = gens;
+    pr->pend_cap = pc->queue_depth;
     return 0;
 }
 
@@ -91,27 +106,41 @@ struct pool_rt *pool_by_name(const char *name)
 
 /* ------------------------------------------------------------------ pending re-queues */
 
-/* Recovery found the pool's ring full: keep (pool, slot, gen) for
- * retry_pending. */
+/* Recovery found the pool's ring full: keep (slot, gen) for retry_pending.
+ * A slot already pending takes the newer generation (struct pool_rt). */
 void pool_pend_add(unsigned pool, uint32_t slot, uint32_t gen)
 {
-    if (M->npend < sizeof M->pend / sizeof M->pend[0]) {
-        M->pend[M->npend].pool = pool;
-        M->pend[M->npend].slot = slot;
-        M->pend[M->npend].gen = gen;
-        M->npend++;
-    } else {
-        rm_err("pending re-queue list full: slot %u of pool %u waits for its gateway's deadline", slot, pool);
+    struct pool_rt *pr = pool < RM_SHM_MAX_POOLS ? &M->pools[pool] : NULL;
+    if (!pr || !pr->pend_bits || slot >= pr->pend_cap) {
+        /* Recovery bounds slots by the shared descriptor: one beyond the
+         * pool's own queue_depth means the descriptor was overwritten. */
+        rm_err("pending re-queue: slot %u of pool %u is outside the pool's queue_depth: "
+               "it waits for its gateway's deadline", slot, pool);
+        return;
     }
+    uint64_t bit = UINT64_C(1) << (slot % 64);
+    if (!(pr->pend_bits[slot / 64] & bit)) {
+        pr->pend_bits[slot / 64] |= bit;
+        pr->npend++;
+    }
+    pr->pend_gen[slot] = gen;
 }
 
 void retry_pending(void)
 {
-    for (unsigned k = 0; k < M->npend;) {
-        if (rm_recovery_retry(&M->seg, M->pend[k].pool, M->pend[k].slot, M->pend[k].gen))
-            M->pend[k] = M->pend[--M->npend];
-        else
-            k++;
+    for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
+        struct pool_rt *pr = &M->pools[i];
+        if (!pr->npend)
+            continue;
+        for (uint32_t w = 0; w < (pr->pend_cap + 63u) / 64u; w++) {
+            for (uint64_t bits = pr->pend_bits[w]; bits; bits &= bits - 1) {
+                uint32_t slot = w * 64u + (uint32_t)__builtin_ctzll(bits);
+                if (rm_recovery_retry(&M->seg, i, slot, pr->pend_gen[slot])) {
+                    pr->pend_bits[w] &= ~(UINT64_C(1) << (slot % 64));
+                    pr->npend--;
+                }
+            }
+        }
     }
 }
 
