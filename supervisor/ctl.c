@@ -128,7 +128,8 @@ static int status(const struct rm_config *cfg, int json)
             busy_slots += RM_SLOT_STATE(rm_slot_load(rm_pool_state(&seg, p, s))) != RM_SLOT_FREE;
         unsigned count[RM_PROC_NSTATES] = {0};
         uint64_t served = 0;
-        for (unsigned sb = seg.hdr->max_gateways; sb < seg.hdr->nprocs; sb++) {
+        /* Bounds: the private copies rm_seg_attach validated, not the header. */
+        for (unsigned sb = seg.max_gateways; sb < seg.nprocs; sb++) {
             struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
             if (e->role != RM_ROLE_WORKER || e->pool != i || !atomic_load_explicit(&e->pid, memory_order_acquire))
                 continue;
@@ -158,7 +159,7 @@ static int status(const struct rm_config *cfg, int json)
     if (json) {
         printf("],\"processes\":[");
         int first = 1;
-        for (unsigned sb = 0; sb < seg.hdr->nprocs; sb++) {
+        for (unsigned sb = 0; sb < seg.nprocs; sb++) {
             struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
             int epid = atomic_load_explicit(&e->pid, memory_order_acquire);
             if (!epid)
@@ -174,7 +175,7 @@ static int status(const struct rm_config *cfg, int json)
         }
         printf("]}\n");
     } else {
-        for (unsigned sb = 0; sb < seg.hdr->nprocs; sb++) {
+        for (unsigned sb = 0; sb < seg.nprocs; sb++) {
             struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
             int epid = atomic_load_explicit(&e->pid, memory_order_acquire);
             if (!epid)

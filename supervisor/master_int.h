@@ -70,6 +70,7 @@ struct pool_rt {
     uint64_t next_spawn_ns;
     int failed;
     int in_use;
+    int created;               /* its shared-memory entry was carved: never reused */
     int zfd;                   /* preload: command socket of the current preloader, -1 none */
     unsigned zsb;              /* its scoreboard entry, NPROCS none */
     int removing;              /* removed by a reload (or a rolled-back add): drain, then 404 */

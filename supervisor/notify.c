@@ -70,7 +70,10 @@ void systemd_tick(uint64_t now)
                 workers++;
                 ready += M->procs[sb].ready_ns != 0;
             }
-        for (unsigned g = 0; g < M->seg.hdr->max_gateways; g++)
+        /* The master's private copy of max_gateways, never the header's:
+         * a child that overwrote the header cannot push this loop past the
+         * statistics block. */
+        for (unsigned g = 0; g < M->seg.max_gateways; g++)
             for (unsigned pl = 0; pl < RM_SHM_MAX_POOLS; pl++)
                 /* relaxed: statistics counters (single writer: that gateway);
                  * a slightly stale sum is fine for a status line. */

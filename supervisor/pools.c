@@ -42,9 +42,11 @@ void set_pool_cfg(struct pool_rt *pr, const struct rm_pool_config *pc)
     }
 }
 
+/* The master's own record, not the shared descriptor's nslots (which any
+ * child could overwrite), says whether an entry was ever used. */
 int pool_entry_free(unsigned k)
 {
-    return !M->pools[k].in_use && !rm_seg_pool(&M->seg, k)->nslots;
+    return !M->pools[k].in_use && !M->pools[k].created;
 }
 
 /* A pool's master index is its shared-memory index (one numbering
@@ -90,6 +92,7 @@ int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen)
     pr->generation = M->generation;
     pr->prev_generation = M->generation;
     pr->in_use = 1;
+    pr->created = 1;
     pr->pend_bits = bits;
     pr->pend_gen = gens;
     pr->pend_cap = pc->queue_depth;
@@ -188,9 +191,12 @@ void check_procs(uint64_t now)
             /* acquire: pairs with the worker's release store of cur_slot
              * (worker.c run_slot). */
             uint32_t s = atomic_load_explicit(&e->cur_slot, memory_order_acquire);
+            const uint32_t qd = M->pools[p->pool].cfg.queue_depth;
             struct rm_shm_pool *sp = rm_seg_pool(&M->seg, M->pools[p->pool].shm);
-            /* cur_slot and the descriptor are shared memory: check both. */
-            if (s < M->pools[p->pool].cfg.queue_depth && rm_pool_valid(&M->seg, sp) && s < sp->nslots) {
+            /* cur_slot and the descriptor are shared memory: the pool's own
+             * queue_depth bounds s, and the descriptor must be valid for
+             * exactly that many slots before its offsets are used. */
+            if (s < qd && rm_pool_valid(&M->seg, sp) && sp->nslots == qd) {
                 uint64_t deadline = rm_pool_meta(&M->seg, sp, s)->deadline_ns;
                 if (now > deadline)
                     kill_proc(p, RM_RESTART_TIMEOUT, "request past its deadline");
