@@ -110,18 +110,23 @@ static int status(const struct rm_config *cfg, int json)
         return 1;
     }
     uint64_t now = rm_now_ns();
+    /* acquire: pairs with the master's release store of draining (begin_stop). */
     unsigned draining = atomic_load_explicit(&seg.hdr->draining, memory_order_acquire);
     if (json)
         printf("{\"master_pid\":%d,\"uptime_s\":%.1f,\"draining\":%s,\"reloads\":%u,\"pools\":[", pid,
                (now - seg.hdr->birth_mono_ns) / 1e9, draining ? "true" : "false",
+               /* relaxed: a counter, printed only (the master's relaxed add). */
                atomic_load_explicit(&seg.hdr->reloads, memory_order_relaxed));
     else
         printf("ringmaster %s: master pid %d, up %.0f s%s, %u reload(s)\n", PACKAGE_VERSION, pid,
                (now - seg.hdr->birth_mono_ns) / 1e9, draining ? ", STOPPING" : "",
+               /* relaxed: a counter, printed only (the master's relaxed add). */
                atomic_load_explicit(&seg.hdr->reloads, memory_order_relaxed));
     int firstp = 1;
     for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
         struct rm_shm_pool *p = rm_seg_pool(&seg, i);
+        /* acquire: pairs with the master's release store of active
+         * (rm_seg_pool_add): the descriptor below is complete. */
         if (!atomic_load_explicit(&p->active, memory_order_acquire))
             continue;
         unsigned busy_slots = 0;
@@ -129,15 +134,20 @@ static int status(const struct rm_config *cfg, int json)
             busy_slots += RM_SLOT_STATE(rm_slot_load(rm_pool_state(&seg, p, s))) != RM_SLOT_FREE;
         unsigned count[RM_PROC_NSTATES] = {0};
         uint64_t served = 0;
-        for (unsigned sb = seg.hdr->max_gateways; sb < seg.hdr->nprocs; sb++) {
+        /* Bounds: the private copies rm_seg_attach validated, not the header. */
+        for (unsigned sb = seg.max_gateways; sb < seg.nprocs; sb++) {
             struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
+            /* acquire: pairs with the master's release store of pid (spawn). */
             if (e->role != RM_ROLE_WORKER || e->pool != i || !atomic_load_explicit(&e->pid, memory_order_acquire))
                 continue;
+            /* acquire: pairs with the process's release stores of its state. */
             unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
             if (st < RM_PROC_NSTATES)
                 count[st]++;
+            /* relaxed: a counter, summed for display (the worker's relaxed store). */
             served += atomic_load_explicit(&e->served, memory_order_relaxed);
         }
+        /* acquire: pairs with the master's release store of failed. */
         unsigned failed = atomic_load_explicit(&p->failed, memory_order_acquire);
         if (json) {
             printf("%s{\"name\":\"", firstp ? "" : ",");
@@ -159,27 +169,32 @@ static int status(const struct rm_config *cfg, int json)
     if (json) {
         printf("],\"processes\":[");
         int first = 1;
-        for (unsigned sb = 0; sb < seg.hdr->nprocs; sb++) {
+        for (unsigned sb = 0; sb < seg.nprocs; sb++) {
             struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
+            /* acquire: pairs with the master's release store of pid (spawn). */
             int epid = atomic_load_explicit(&e->pid, memory_order_acquire);
             if (!epid)
                 continue;
+            /* acquire: pairs with the process's release stores of its state. */
             unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
             printf("%s{\"pid\":%d,\"role\":\"%s\",\"pool\":%u,\"index\":%u,\"generation\":%u,\"state\":\"%s\","
                    "\"served\":%llu,\"heartbeat_age_ms\":%.0f}",
                    first ? "" : ",", epid, rm_role_name(e->role), e->pool, e->index,
                    e->generation, rm_proc_state_name(st),
+                   /* relaxed (both): a counter and a timestamp, printed only. */
                    (unsigned long long)atomic_load_explicit(&e->served, memory_order_relaxed),
                    (now - atomic_load_explicit(&e->heartbeat_ns, memory_order_relaxed)) / 1e6);
             first = 0;
         }
         printf("]}\n");
     } else {
-        for (unsigned sb = 0; sb < seg.hdr->nprocs; sb++) {
+        for (unsigned sb = 0; sb < seg.nprocs; sb++) {
             struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
+            /* acquire: pairs with the master's release store of pid (spawn). */
             int epid = atomic_load_explicit(&e->pid, memory_order_acquire);
             if (!epid)
                 continue;
+            /* acquire: pairs with the process's release stores of its state. */
             unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
             if (e->role == RM_ROLE_GATEWAY)
                 printf("  pid %-7d gateway %-12u gen %-3u %-9s\n", epid, e->index, e->generation,
@@ -192,6 +207,7 @@ static int status(const struct rm_config *cfg, int json)
                 printf("  pid %-7d worker %-8s %-4u gen %-3u %-9s served %llu\n", epid,
                        e->pool < RM_SHM_MAX_POOLS ? rm_seg_pool(&seg, e->pool)->name : "?", e->index, e->generation,
                        rm_proc_state_name(st),
+                       /* relaxed: a counter, printed only. */
                        (unsigned long long)atomic_load_explicit(&e->served, memory_order_relaxed));
         }
     }
