@@ -37,7 +37,7 @@
 #define RM_CACHELINE 64
 #define RM_SHM_MAGIC "RNGMSTR\0"
 #define RM_SHM_MAGIC_LEN 8
-#define RM_SHM_LAYOUT_VERSION 3u
+#define RM_SHM_LAYOUT_VERSION 4u
 
 #define RM_SHM_MAX_POOLS 32
 #define RM_SHM_POOL_NAME 48
@@ -65,8 +65,7 @@ struct rm_shm_header {
     uint64_t size;               /* whole segment, bytes */
     int32_t master_pid;
     uint32_t nprocs;             /* scoreboard entries */
-    uint64_t birth_realtime_ns;  /* CLOCK_REALTIME at creation: detects restarts */
-    uint64_t birth_mono_ns;      /* CLOCK_MONOTONIC at creation */
+    uint64_t birth_mono_ns;      /* CLOCK_MONOTONIC at creation: uptime, detects restarts */
     uint32_t max_pools;          /* RM_SHM_MAX_POOLS */
     uint32_t max_gateways;
     uint64_t pools_off;
@@ -78,11 +77,7 @@ struct rm_shm_header {
     /* Written by the master at run time (single writer), read by ctl and
      * gateways with acquire; pairs with the master's release stores. */
     alignas(RM_CACHELINE) _Atomic uint32_t draining;     /* 1: graceful stop begun */
-    _Atomic uint32_t pools_seq;    /* bumped after any pool descriptor change */
-    _Atomic uint64_t master_heartbeat_ns;
-    _Atomic uint32_t ngateways;    /* gateways configured */
     _Atomic uint32_t reloads;      /* completed reloads */
-    _Atomic uint64_t config_generation;
 };
 
 /* ------------------------------------------------------------------ ring */
@@ -151,8 +146,9 @@ struct rm_slot_meta {
 /* ------------------------------------------------------------------ pools */
 
 struct rm_shm_pool {
-    /* Written by the master only while no child uses the pool (creation and
-     * teardown), published by a release store of pools_seq. */
+    /* Geometry: written by the master once, before the pool's entry is
+     * published by the release store of active; never changed afterwards
+     * (a removed pool's entry is never reused). */
     char name[RM_SHM_POOL_NAME];
     _Atomic uint32_t active;    /* 1: configured and served; release-stored last */
     uint32_t nslots;            /* queue_depth */

@@ -91,7 +91,6 @@ int rm_seg_create(struct rm_seg *seg, uint32_t nprocs, uint32_t max_gateways,
     h->size = size;
     h->master_pid = (int32_t)getpid();
     h->nprocs = nprocs;
-    h->birth_realtime_ns = rm_realtime_ns();
     h->birth_mono_ns = rm_now_ns();
     h->max_pools = RM_SHM_MAX_POOLS;
     h->max_gateways = max_gateways;

@@ -18,6 +18,7 @@
 
 #include <config.h>
 #include "shm/clock.h"
+#include "shm/request.h"
 #include "shm/segment.h"
 #include "shm/slot.h"
 #include "core/config.h"
@@ -129,9 +130,16 @@ static int status(const struct rm_config *cfg, int json)
          * (rm_seg_pool_add): the descriptor below is complete. */
         if (!atomic_load_explicit(&p->active, memory_order_acquire))
             continue;
+        /* A private, validated copy of the geometry: a scribbled descriptor
+         * cannot make ctl read outside the mapping. */
+        struct rm_pool_view v;
+        if (rm_pool_view_open(&seg, i, &v) < 0) {
+            fprintf(stderr, "ringmasterctl: pool %u: descriptor out of bounds of the shared memory: skipped\n", i);
+            continue;
+        }
         unsigned busy_slots = 0;
-        for (uint32_t s = 0; s < p->nslots; s++)
-            busy_slots += RM_SLOT_STATE(rm_slot_load(rm_pool_state(&seg, p, s))) != RM_SLOT_FREE;
+        for (uint32_t s = 0; s < v.nslots; s++)
+            busy_slots += RM_SLOT_STATE(rm_slot_load(&v.states[s])) != RM_SLOT_FREE;
         unsigned count[RM_PROC_NSTATES] = {0};
         uint64_t served = 0;
         /* Bounds: the private copies rm_seg_attach validated, not the header. */
@@ -156,12 +164,12 @@ static int status(const struct rm_config *cfg, int json)
             json_str(p->handler, sizeof p->handler);
             printf("\",\"failed\":%s,\"queue\":%u,\"queue_depth\":%u,"
                    "\"workers\":{\"starting\":%u,\"ready\":%u,\"busy\":%u,\"draining\":%u},\"served\":%llu}",
-                   failed ? "true" : "false", busy_slots, p->nslots,
+                   failed ? "true" : "false", busy_slots, v.nslots,
                    count[RM_PROC_STARTING], count[RM_PROC_READY], count[RM_PROC_BUSY], count[RM_PROC_DRAINING],
                    (unsigned long long)served);
         } else {
             printf("pool %-16s handler %-10s %s queue %u/%u  workers: %u ready, %u busy, %u starting, %u draining  served %llu\n",
-                   p->name, p->handler, failed ? "FAILED" : "ok    ", busy_slots, p->nslots, count[RM_PROC_READY],
+                   p->name, p->handler, failed ? "FAILED" : "ok    ", busy_slots, v.nslots, count[RM_PROC_READY],
                    count[RM_PROC_BUSY], count[RM_PROC_STARTING], count[RM_PROC_DRAINING], (unsigned long long)served);
         }
         firstp = 0;

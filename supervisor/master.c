@@ -209,8 +209,6 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
         if (add_pool(&M->cfg.pools[i], err, errlen) < 0)
             return -1;
     }
-    /* relaxed: rm_seg_publish's release store of the magic publishes it. */
-    atomic_store_explicit(&M->seg.hdr->ngateways, M->cfg.gateways, memory_order_relaxed);
     rm_seg_publish(&M->seg);
 
     for (unsigned g = 0; g < M->cfg.gateways; g++)
@@ -345,9 +343,6 @@ int rm_master_run(const struct rm_config *cfg)
             }
         }
         now = rm_now_ns();
-        /* Publish the master's own heartbeat for ctl and gateways.
-         * relaxed: a timestamp, compared only; nothing is read through it. */
-        atomic_store_explicit(&M->seg.hdr->master_heartbeat_ns, now, memory_order_relaxed);
         ctl_resume();
         reap();
         adopt_tick(now);

@@ -28,6 +28,7 @@
 #include "supervisor/listen.h"
 
 #define NPROCS 1088u            /* scoreboard entries: gateways first, then workers */
+static_assert(NPROCS <= RM_SHM_MAX_PROCS, "every scoreboard index fits the slot owner field");
 #define KILL_GRACE_NS (200ull * 1000000u)
 #define EARLY_DEATH_NS (1000ull * 1000000u)
 #define MS (1000000ull)

@@ -120,8 +120,9 @@ int begin_reload(char *why, size_t len)
         pr->early_deaths = 0;
         pr->next_spawn_ns = 0;
         struct rm_shm_pool *sp = rm_seg_pool(&M->seg, pr->shm);
-        sp->max_attempts = pc->max_attempts;
-        sp->request_timeout_ns = pc->request_timeout * MS;
+        /* relaxed: single values, picked up by the next request (layout.h) */
+        atomic_store_explicit(&sp->max_attempts, pc->max_attempts, memory_order_relaxed);
+        atomic_store_explicit(&sp->request_timeout_ns, pc->request_timeout * MS, memory_order_relaxed);
         /* release: pairs with the gateways' acquire load of failed (submit.c). */
         atomic_store_explicit(&sp->failed, 0, memory_order_release);
     }
@@ -219,8 +220,9 @@ static void rollback(void)
         pr->early_deaths = 0;
         pr->next_spawn_ns = 0;
         struct rm_shm_pool *sp = rm_seg_pool(&M->seg, pr->shm);
-        sp->max_attempts = pr->cfg.max_attempts;
-        sp->request_timeout_ns = pr->cfg.request_timeout * MS;
+        /* relaxed: single values, picked up by the next request (layout.h) */
+        atomic_store_explicit(&sp->max_attempts, pr->cfg.max_attempts, memory_order_relaxed);
+        atomic_store_explicit(&sp->request_timeout_ns, pr->cfg.request_timeout * MS, memory_order_relaxed);
         /* release: pairs with the gateways' acquire load of failed (submit.c). */
         atomic_store_explicit(&sp->failed, 0, memory_order_release);
     }

@@ -48,7 +48,7 @@ static void become_worker(struct rm_preloader_ctx *ctx, const struct rm_spawn_re
     /* Claim the entry the master reserved: 0 -> our pid. If the master gave
      * up on us meanwhile it wrote -1 first, and we must not serve. acq_rel:
      * pairs with the master's acquire load when adopting and with its
-     * tombstone CAS (give_up_reservation in master.c). */
+     * tombstone CAS (give_up_reservation in supervisor/spawn.c). */
     int32_t expected = 0;
     if (!atomic_compare_exchange_strong_explicit(&e->pid, &expected, (int32_t)getpid(),
                                                  memory_order_acq_rel, memory_order_acquire))
