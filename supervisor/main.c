@@ -5,10 +5,16 @@
  *   ringmaster -t [-c FILE]   check the configuration ("FILE:LINE: message", exit 1) and exit
  *   ringmaster -V             print the version
  */
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <config.h>
 #include "core/config.h"
@@ -28,7 +34,8 @@ static void usage(FILE *f)
             DEFAULT_CONFIG);
 }
 
-/* Handlers of every pool must resolve (built-in or a loadable .so). */
+/* Handlers of every pool must resolve (built-in or a loadable .so). Runs in
+ * a child: dlopen() runs the object's constructors. */
 static int check_handlers(const struct rm_config *cfg)
 {
     int bad = 0;
@@ -41,6 +48,63 @@ static int check_handlers(const struct rm_config *cfg)
         }
     }
     return bad ? -1 : 0;
+}
+
+/*
+ * The master runs no handler code: the handlers are checked in a child of
+ * its own process group, so a constructor that crashes, starts threads or
+ * loops can neither kill nor hang ringmaster (or -t). Past the timeout the
+ * whole group is killed and the check fails.
+ */
+#define HANDLER_CHECK_TIMEOUT_MS 10000
+
+static int check_handlers_isolated(const struct rm_config *cfg)
+{
+    bool any_so = false;
+    for (size_t i = 0; i < cfg->npools; i++)
+        any_so |= !rm_handler_is_builtin(cfg->pools[i].handler);
+    if (!any_so)
+        return check_handlers(cfg); /* built-ins only: nothing is loaded */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "ringmaster: fork (handler check): %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        int rc = check_handlers(cfg) < 0 ? 1 : 0;
+        fflush(NULL);
+        _exit(rc);
+    }
+    setpgid(pid, pid); /* both sides: no race with the kill below */
+    int status;
+    for (int waited = 0;; waited += 10) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR) {
+            fprintf(stderr, "ringmaster: waitpid (handler check): %s\n", strerror(errno));
+            return -1;
+        }
+        if (waited >= HANDLER_CHECK_TIMEOUT_MS) {
+            kill(-pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            fprintf(stderr, "%s: checking the handlers took over %d s (a handler's constructor hangs?): refused\n",
+                    cfg->path, HANDLER_CHECK_TIMEOUT_MS / 1000);
+            return -1;
+        }
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    kill(-pid, SIGKILL); /* whatever the check left behind (threads die with it; forks do not) */
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "%s: checking the handlers crashed (signal %d, %s): a handler's constructor is broken\n",
+                cfg->path, WTERMSIG(status), strsignal(WTERMSIG(status)));
+        return -1;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -70,7 +134,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    if (check_handlers(cfg) < 0) {
+    if (check_handlers_isolated(cfg) < 0) {
         free(cfg);
         return 1;
     }
