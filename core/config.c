@@ -37,6 +37,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 
@@ -787,6 +790,46 @@ static unsigned first_set(unsigned a, unsigned b, unsigned fallback)
     return a ? a : b ? b : fallback;
 }
 
+/*
+ * Resolve user/group into id. A user alone runs as that user's primary
+ * group. Changing identity needs root: refused otherwise, unless it is
+ * the identity we already have. Returns NULL or a message (static).
+ */
+static const char *resolve_identity(const char *user, const char *group, struct rm_identity *id, char *msg,
+                                    size_t len)
+{
+    memset(id, 0, sizeof *id);
+    if (!user[0] && !group[0])
+        return NULL;
+    id->uid = geteuid();
+    id->gid = getegid();
+    if (user[0]) {
+        errno = 0;
+        const struct passwd *pw = getpwnam(user);
+        if (!pw) {
+            snprintf(msg, len, "user \"%s\": %s", user, errno ? strerror(errno) : "no such user");
+            return msg;
+        }
+        id->uid = pw->pw_uid;
+        id->gid = pw->pw_gid;
+    }
+    if (group[0]) {
+        errno = 0;
+        const struct group *gr = getgrnam(group);
+        if (!gr) {
+            snprintf(msg, len, "group \"%s\": %s", group, errno ? strerror(errno) : "no such group");
+            return msg;
+        }
+        id->gid = gr->gr_gid;
+    }
+    if (geteuid() != 0 && (id->uid != geteuid() || id->gid != getegid())) {
+        snprintf(msg, len, "user/group \"%s\"/\"%s\" needs ringmaster to start as root", user, group);
+        return msg;
+    }
+    id->drop = true;
+    return NULL;
+}
+
 /* Checks across keys, once the whole file is read. Returns 0 or -1. */
 static int validate(struct parser *p)
 {
@@ -814,9 +857,17 @@ static int validate(struct parser *p)
                     "runtime_dir must be an absolute path, got \"%s\"", cfg->runtime_dir),
                -1;
 
+    char idmsg[320];
+    if (resolve_identity(cfg->user, cfg->group, &cfg->gw_id, idmsg, sizeof idmsg))
+        return fail(p, first_set(p->global_seen[GK_user], p->global_seen[GK_group], p->global_line), "%s",
+                    idmsg), -1;
+
     for (size_t i = 0; i < cfg->npools; i++) {
-        const struct rm_pool_config *pool = &cfg->pools[i];
+        struct rm_pool_config *pool = &cfg->pools[i];
         const unsigned *seen = p->pool_seen[i];
+        if (resolve_identity(pool->user, pool->group, &pool->id, idmsg, sizeof idmsg))
+            return fail(p, first_set(seen[PK_user], seen[PK_group], pool->line), "[pool %s]: %s", pool->name,
+                        idmsg), -1;
 
         if (pool->handler[0] == '\0')
             return fail(p, first_set(seen[PK_handler], 0, pool->line),

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ringmaster_handler.h"
 #include "shm/layout.h"
@@ -43,7 +44,9 @@ static_assert(RM_MAX_GATEWAYS < RM_SHM_MAX_PROCS, "gateways fit the slot owner f
     X(SIZE, max_header_size,    "max_header_size",    "16KiB",  1024, 1048576)   \
     X(DUR,  header_timeout,     "header_timeout",     "10s",    100, 3600000)    \
     X(DUR,  idle_timeout,       "idle_timeout",       "60s",    100, 86400000)   \
-    X(DUR,  backoff_max,        "backoff_max",        "30s",    100, 3600000)
+    X(DUR,  backoff_max,        "backoff_max",        "30s",    100, 3600000)    \
+    X(STR,  user,               "user",               "",       0, 0)            \
+    X(STR,  group,              "group",              "",       0, 0)
 
 #define RM_POOL_KEYS(X)                                                          \
     X(STR,  handler,            "handler",            "echo",   0, 0)            \
@@ -56,7 +59,9 @@ static_assert(RM_MAX_GATEWAYS < RM_SHM_MAX_PROCS, "gateways fit the slot owner f
     X(DUR,  startup_timeout,    "startup_timeout",    "60s",    1, 86400000)     \
     X(UINT, max_attempts,       "max_attempts",       "2",      1, 100)          \
     X(UINT, max_requests,       "max_requests",       "0",      0, 4000000000u)  \
-    X(BOOL, preload,            "preload",            "no",     0, 0)
+    X(BOOL, preload,            "preload",            "no",     0, 0)            \
+    X(STR,  user,               "user",               "",       0, 0)            \
+    X(STR,  group,              "group",              "",       0, 0)
 
 #define RM_CFG_T_STR  char
 #define RM_CFG_T_UINT unsigned
@@ -71,9 +76,17 @@ static_assert(RM_MAX_GATEWAYS < RM_SHM_MAX_PROCS, "gateways fit the slot owner f
 
 #define RM_CFG_FIELD(type, field, key, def, lo, hi) RM_CFG_T_##type field RM_CFG_DIM_##type;
 
+/* Whom a process runs as: user/group resolved when the file is read. */
+struct rm_identity {
+    bool drop;         /* user or group set: change identity after setup */
+    uid_t uid;
+    gid_t gid;
+};
+
 struct rm_pool_config {
     char name[RM_POOL_NAME_MAX];
     RM_POOL_KEYS(RM_CFG_FIELD)
+    struct rm_identity id;  /* workers (and the preloader) */
     /* Keys the pool section sets that ringmaster does not know: the handler's. */
     struct rm_handler_kv kv[RM_MAX_HANDLER_KEYS];
     char kv_store[RM_MAX_HANDLER_KEYS][2][256];
@@ -91,6 +104,7 @@ struct rm_listen_addr {
 struct rm_config {
     char path[4096];   /* file it was read from */
     RM_GLOBAL_KEYS(RM_CFG_FIELD)
+    struct rm_identity gw_id;  /* gateways: [ringmaster] user/group */
     struct rm_listen_addr listen_addrs[RM_MAX_LISTEN];
     size_t nlisten;
     struct rm_pool_config pools[RM_MAX_POOLS];

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include "core/exitcodes.h"
@@ -108,6 +109,33 @@ static void child_setup(const char *role)
     close(M->seg.fd);
     M->seg.fd = -1;
     rm_log_init(role);
+}
+
+/*
+ * Run as id (user/group from the configuration) from here on, and never
+ * gain privileges again (PR_SET_NO_NEW_PRIVS: no setuid executable, no file
+ * capability can raise them). Called after the child's setup, before any
+ * handler or request code. A failure is fatal for the child: it must not
+ * run a model with more rights than configured.
+ */
+static void drop_identity(const struct rm_identity *id, const char *who)
+{
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        rm_warn("%s: prctl(PR_SET_NO_NEW_PRIVS): %s", who, strerror(errno));
+    if (!id->drop)
+        return;
+    if (geteuid() == 0 && setgroups(1, &id->gid) < 0) {
+        rm_err("%s: setgroups(%u): %s", who, (unsigned)id->gid, strerror(errno));
+        _exit(RM_EXIT_FAILURE);
+    }
+    if (setgid(id->gid) < 0) {
+        rm_err("%s: setgid(%u): %s", who, (unsigned)id->gid, strerror(errno));
+        _exit(RM_EXIT_FAILURE);
+    }
+    if (setuid(id->uid) < 0) {
+        rm_err("%s: setuid(%u): %s", who, (unsigned)id->uid, strerror(errno));
+        _exit(RM_EXIT_FAILURE);
+    }
 }
 
 /* Set up scoreboard entry sb for a new process. The entry has no live
@@ -206,6 +234,7 @@ int spawn(unsigned sb, int role, unsigned pool, unsigned index)
         if (role == RM_ROLE_GATEWAY) {
             snprintf(rolename, sizeof rolename, "gateway %u", index);
             child_setup(rolename);
+            drop_identity(&M->cfg.gw_id, rolename);
             rm_proctitle_set("ringmaster: gateway %u", index);
             struct rm_gw_ctx gctx = {
                 .seg = &M->seg, .limits = rm_gw_limits_from(&M->cfg), .index = index,
@@ -222,6 +251,10 @@ int spawn(unsigned sb, int role, unsigned pool, unsigned index)
         /* Workers never accept: close the listening sockets. */
         for (size_t i = 0; i < M->lis.n; i++)
             close(M->lis.fds[i]);
+        /* Its own process group: the master kills the group when it dies. */
+        if (setpgid(0, 0) < 0)
+            rm_warn("setpgid: %s", strerror(errno));
+        drop_identity(&M->pools[pool].cfg.id, rolename);
         if (role == RM_ROLE_PRELOADER) {
             close(zsv[0]);
             struct rm_preloader_ctx zctx;
@@ -365,6 +398,14 @@ static void on_death(unsigned sb, int status)
     char nb[96], how[128];
     proc_name(p, nb, sizeof nb);
     describe_status(status, how, sizeof how);
+
+    /* A worker's side effects die with it: whatever it forked (a handler's
+     * helper processes) is in its process group. Before recovery, so that a
+     * grandchild still writing to the pool's memory is gone first. ESRCH:
+     * nothing left (or it died before it became a group leader). */
+    if (p->role == RM_ROLE_WORKER || p->role == RM_ROLE_PRELOADER)
+        if (kill(-p->pid, SIGKILL) < 0 && errno != ESRCH)
+            rm_warn("kill(-%d, SIGKILL) (the dead %s's process group): %s", (int)p->pid, nb, strerror(errno));
 
     struct rm_recovery_ops ops = {
         .notify_gateway = on_notify_gateway, .pending = on_pending, .requeued = on_requeued,

@@ -53,6 +53,10 @@ static void become_worker(struct rm_preloader_ctx *ctx, const struct rm_spawn_re
     if (!atomic_compare_exchange_strong_explicit(&e->pid, &expected, (int32_t)getpid(),
                                                  memory_order_acq_rel, memory_order_acquire))
         _exit(0);
+    /* Its own process group, like a worker the master forks: the master
+     * kills the group when the worker dies. */
+    if (setpgid(0, 0) < 0)
+        rm_warn("setpgid: %s", strerror(errno));
     w.sb_index = req->sb;
     w.worker_index = req->index;
     w.preloaded = h;
