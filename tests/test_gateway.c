@@ -874,7 +874,7 @@ static void test_health_live_and_ready_from_shm(void)
     stop();
 }
 
-static void test_server_and_model_metadata(void)
+static void test_server_and_model_metadata_json_and_head_has_no_body(void)
 {
     struct opts o = {.second_pool = true};
     start_with(&o);
@@ -934,7 +934,7 @@ static bool promtool_accepts(const char *text, size_t len)
     return pclose(f) == 0;
 }
 
-static void test_metrics_text_has_families(void)
+static void test_metrics_has_every_family_counts_the_request_and_passes_promtool(void)
 {
     start();
     struct client *c = client_open();
@@ -1116,7 +1116,7 @@ static void test_idle_keepalive_closed_after_idle_timeout(void)
     stop();
 }
 
-static void test_expect_100_continue(void)
+static void test_expect_100_continue_gets_100_then_the_answer(void)
 {
     start();
     struct client *c = client_open();
@@ -1132,7 +1132,7 @@ static void test_expect_100_continue(void)
     stop();
 }
 
-static void test_http10_answer_closes(void)
+static void test_http10_or_connection_close_answer_then_closes(void)
 {
     start();
     struct client *c = client_open();
@@ -1179,7 +1179,7 @@ static void test_connections_over_max_get_503(void)
     stop();
 }
 
-static void test_heartbeat_and_ready_state_in_scoreboard(void)
+static void test_ready_gateway_heartbeat_advances_in_scoreboard(void)
 {
     start();
     struct rm_sb_entry *g = rm_seg_sb(&seg, 0);
@@ -1247,7 +1247,7 @@ static void test_graceful_stop_answers_new_connections_with_503(void)
     stop();
 }
 
-static void test_drain_flag_from_master_exits(void)
+static void test_drain_flag_from_master_exits_0(void)
 {
     start();
     atomic_fetch_or(&rm_seg_sb(&seg, 0)->flags, RM_SBF_DRAIN);
@@ -1255,7 +1255,7 @@ static void test_drain_flag_from_master_exits(void)
     stop();
 }
 
-static void test_exits_when_master_is_gone(void)
+static void test_exits_0_when_master_is_gone(void)
 {
     struct opts o = {.master_pid = 1};  /* not our parent: "the master died" */
     start_with(&o);
@@ -1294,8 +1294,8 @@ static const rm_test tests[] = {
     RM_TEST(test_no_ready_worker_or_draining_is_503),
     RM_TEST(test_infer_right_after_worker_ready_is_served),
     RM_TEST(test_health_live_and_ready_from_shm),
-    RM_TEST(test_server_and_model_metadata),
-    RM_TEST(test_metrics_text_has_families),
+    RM_TEST(test_server_and_model_metadata_json_and_head_has_no_body),
+    RM_TEST(test_metrics_has_every_family_counts_the_request_and_passes_promtool),
     RM_TEST(test_client_gone_while_queued_frees_slot),
     RM_TEST(test_client_gone_while_running_aborts_slot),
     RM_TEST(test_deadline_in_queue_is_504),
@@ -1304,14 +1304,14 @@ static const rm_test tests[] = {
     RM_TEST(test_handler_status_and_content_type_are_sanitized),
     RM_TEST(test_slowloris_cut_after_header_timeout),
     RM_TEST(test_idle_keepalive_closed_after_idle_timeout),
-    RM_TEST(test_expect_100_continue),
-    RM_TEST(test_http10_answer_closes),
+    RM_TEST(test_expect_100_continue_gets_100_then_the_answer),
+    RM_TEST(test_http10_or_connection_close_answer_then_closes),
     RM_TEST(test_connections_over_max_get_503),
-    RM_TEST(test_heartbeat_and_ready_state_in_scoreboard),
+    RM_TEST(test_ready_gateway_heartbeat_advances_in_scoreboard),
     RM_TEST(test_sigterm_finishes_pending_then_exits),
     RM_TEST(test_graceful_stop_answers_new_connections_with_503),
-    RM_TEST(test_drain_flag_from_master_exits),
-    RM_TEST(test_exits_when_master_is_gone),
+    RM_TEST(test_drain_flag_from_master_exits_0),
+    RM_TEST(test_exits_0_when_master_is_gone),
     RM_TEST(test_json_escape_quotes_controls_and_bad_utf8),
     {0},
 };
