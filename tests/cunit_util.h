@@ -5,6 +5,14 @@
  *
  *   static const rm_test tests[] = { RM_TEST(test_ring_fifo_order), ..., {0} };
  *   int main(void) { return rm_run_suite("ring", tests); }
+ *
+ * RM_TEST_ONLY=part in the environment runs only the tests whose name
+ * contains part (none: exit 77, skipped).
+ *
+ * rm_run_suite_fixture() also runs setup before and teardown after every
+ * test; teardown runs even when a CU_ASSERT_*_FATAL ended the test early, so
+ * it is where forked children are killed and segments closed.
+ * Helpers for time, bounded waits, children and segments: tests/helpers.h.
  */
 #ifndef RM_CUNIT_UTIL_H
 #define RM_CUNIT_UTIL_H
@@ -12,6 +20,8 @@
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     const char *name;
@@ -20,17 +30,20 @@ typedef struct {
 
 #define RM_TEST(f) { #f, f }
 
-static inline int rm_run_suite(const char *suite_name, const rm_test *tests)
+static inline int rm_run_suite_fixture(const char *suite_name, const rm_test *tests, void (*setup)(void),
+                                       void (*teardown)(void))
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 99;
-    CU_pSuite s = CU_add_suite(suite_name, NULL, NULL);
+    CU_pSuite s = CU_add_suite_with_setup_and_teardown(suite_name, NULL, NULL, setup, teardown);
     if (!s) {
         CU_cleanup_registry();
         return 99;
     }
+    /* RM_TEST_ONLY=part runs only the tests whose name contains part. */
+    const char *only = getenv("RM_TEST_ONLY");
     for (const rm_test *t = tests; t->name; t++)
-        if (!CU_add_test(s, t->name, t->fn)) {
+        if ((!only || !*only || strstr(t->name, only)) && !CU_add_test(s, t->name, t->fn)) {
             CU_cleanup_registry();
             return 99;
         }
@@ -46,6 +59,11 @@ static inline int rm_run_suite(const char *suite_name, const rm_test *tests)
     if (run == 0)
         return 77;
     return failed ? 1 : 0;
+}
+
+static inline int rm_run_suite(const char *suite_name, const rm_test *tests)
+{
+    return rm_run_suite_fixture(suite_name, tests, NULL, NULL);
 }
 
 #endif

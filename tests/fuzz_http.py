@@ -14,7 +14,8 @@ and (when it can read the log) the master logged no gateway death.
 
 Two modes:
   fuzz.py --ringmaster BIN --ctl BIN [--duration 20]
-      starts its own daemon (temp dir, free port, echo pool), stops it after.
+      starts its own daemon (temp dir, free port, echo pool; the shared
+      launcher of tests/pylib/rmtest.py), stops it after.
   fuzz.py --port P --ini INI --ctl BIN [--log MASTER_LOG] [--master-pid PID]
       fuzzes a daemon that is already running.
 Exit status 0 when every check passed, 1 otherwise. Crashing inputs (the
@@ -26,14 +27,16 @@ import multiprocessing
 import os
 import random
 import re
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "pylib"))
+
+from rmtest import Daemon, wait_for  # noqa: E402
 
 HOST = "127.0.0.1"
 POOL = "echo"
@@ -424,53 +427,20 @@ def clean_client(args, stats, stop):
 # ------------------------------------------------------------------ own daemon
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def start_daemon(args):
-    d = tempfile.mkdtemp(prefix="gwfuzz.")
-    port = free_port()
-    ini = os.path.join(d, "fuzz.ini")
-    with open(ini, "w") as f:
-        f.write("""[ringmaster]
-listen = %s:%d
-gateways = 1
-runtime_dir = %s/run
-heartbeat_interval = 100ms
-heartbeat_timeout = 2s
-shutdown_timeout = 5s
-max_connections = 256
-max_header_size = 16KiB
-header_timeout = 3s
-idle_timeout = 10s
-
-[pool echo]
-handler = echo
-workers = 2
-queue_depth = 64
-max_request_size = 256KiB
-max_response_size = 256KiB
-request_timeout = 10s
-""" % (HOST, port, d))
-    log = os.path.join(d, "master.log")
-    proc = subprocess.Popen([args.ringmaster, "-c", ini], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with socket.create_connection((HOST, port), timeout=1) as s:
-                s.sendall(b"GET /v2/health/ready HTTP/1.1\r\nConnection: close\r\n\r\n")
-                if read_some(s, time.time() + 1).startswith(b"HTTP/1.1 200"):
-                    return proc, port, ini, log
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    sys.exit("daemon did not become ready; see %s" % log)
+    """The daemon fuzzed in --ringmaster mode: one gateway, an echo pool."""
+    d = Daemon(binary=args.ringmaster, tmp_prefix="gwfuzz.",
+               pools={POOL: {"handler": "echo", "workers": 2, "queue_depth": 64,
+                             "max_request_size": "256KiB", "max_response_size": "256KiB",
+                             "request_timeout": "10s"}},
+               gateways=1, heartbeat_interval="100ms", heartbeat_timeout="2s", max_connections=256,
+               max_header_size="16KiB", header_timeout="3s", idle_timeout="10s")
+    try:
+        d.start(timeout=30, log_path=os.path.join(d.tmp, "master.log"))
+    except (AssertionError, OSError) as e:
+        d.stop(check=False)
+        sys.exit("daemon did not become ready (%s); see %s" % (str(e).splitlines()[0], d.log_path))
+    return d
 
 
 # ------------------------------------------------------------------ main
@@ -490,10 +460,10 @@ def main():
     ap.add_argument("--out", default="/tmp/gwfuzz/findings")
     args = ap.parse_args()
 
-    proc = None
+    daemon = None
     if args.ringmaster:
-        proc, args.port, args.ini, args.log = start_daemon(args)
-        args.master_pid = proc.pid
+        daemon = start_daemon(args)
+        args.port, args.ini, args.log, args.master_pid = daemon.port, daemon.ini, daemon.log_path, daemon.pid
     if not (args.port and args.ini):
         ap.error("--port and --ini (or --ringmaster)")
     log_start = os.path.getsize(args.log) if args.log and not args.ringmaster else 0
@@ -539,14 +509,17 @@ def main():
     clean.join(10)
 
     # Let abandoned requests finish and lingering connections time out
-    # (linger 2 s; header_timeout of the test daemon 3 s).
-    used = None
-    for _ in range(40):
-        used, status_out = queue_used(args.ctl, args.ini)
-        if used == 0:
-            break
-        time.sleep(0.25)
-    time.sleep(4.0)
+    # (linger 2 s; header_timeout of the test daemon 3 s): bounded waits for
+    # the queue and the gateway's descriptors to come back; what is still
+    # off after them is a leak.
+    settled = [lambda: queue_used(args.ctl, args.ini)[0] == 0]
+    if gw:
+        settled.append(lambda: fd_count(gw) <= fd0 + 2)
+    for pred in settled:
+        try:
+            wait_for(pred, 10, what="the daemon to settle", interval=0.25)
+        except AssertionError:
+            pass  # measured and reported below
     gws_after = gateway_pids(args.master_pid) if args.master_pid else []
     fd1 = fd_count(gw) if gw else -1
     rss1 = rss_kb(gw) if gw else -1
@@ -577,13 +550,11 @@ def main():
     print("gateway pid %s -> %s; fds %d -> %d; rss %d -> %d kB; queue in use after: %s" %
           (gw, gws_after, fd0, fd1, rss0, rss1, used))
 
-    if proc:
-        proc.send_signal(signal.SIGTERM)
+    if daemon:
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            failures.append("daemon did not stop on SIGTERM within 15 s")
+            daemon.stop(timeout=15)  # by pid; its whole process tree must go
+        except AssertionError as e:
+            failures.append("daemon stop: %s" % str(e).splitlines()[0])
     deaths = []
     if args.log and os.path.exists(args.log):
         with open(args.log, "rb") as f:
@@ -601,9 +572,8 @@ def main():
     for f_ in failures:
         print("FAIL:", f_)
     print("PASS" if not failures else "FAILED")
-    if proc and not failures and args.ini:
-        import shutil
-        shutil.rmtree(os.path.dirname(args.ini), ignore_errors=True)  # keep it to look at when failed
+    if daemon and not failures:
+        daemon.cleanup()  # kept to look at when failed
     return 0 if not failures else 1
 
 

@@ -8,5 +8,6 @@ set -eu
 srcdir=${srcdir:-.}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+PYTHONPATH="$srcdir/tests/pylib${PYTHONPATH:+:$PYTHONPATH}" PYTHONDONTWRITEBYTECODE=1 \
 python3 "$srcdir/tests/fuzz_http.py" --ringmaster "$(pwd)/ringmaster" --ctl "$(pwd)/ringmasterctl" \
     --duration 15 --clients 4 --seed 20261126 --out "$out/findings"

@@ -33,6 +33,7 @@
 #include "shm/slot.h"
 #include "core/log.h"
 #include "tests/cunit_util.h"
+#include "tests/helpers.h"
 
 #define NGW 2
 #define NPROCS 8
@@ -59,18 +60,6 @@ static pid_t gw_pid = -1;
 static int lfd = -1;
 static int wake_fd = -1;
 static int port;
-static char err[512];
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
-static uint64_t ms_now(void)
-{
-    return rm_now_ns() / 1000000u;
-}
 
 static struct rm_shm_pool *pool0(void)
 {
@@ -84,33 +73,19 @@ static struct rm_sb_entry *worker_entry(void)
 
 static void start_with(const struct opts *o)
 {
-    CU_ASSERT_FATAL(rm_seg_create(&seg, NPROCS, NGW, 64u << 20, err, sizeof err) == 0);
-    struct rm_pool_spec spec = {
+    struct rm_pool_spec spec[2] = {{
         .name = "echo", .nslots = o->nslots ? o->nslots : 8,
         .max_req = o->max_req ? o->max_req : 4096, .max_resp = 65536, .max_attempts = 2,
         .request_timeout_ns = (o->timeout_ms ? o->timeout_ms : 10000) * 1000000u, .handler = "echo",
-    };
-    CU_ASSERT_FATAL(rm_seg_pool_add(&seg, 0, &spec, err, sizeof err) == 0);
-    struct rm_sb_entry *w = worker_entry();
-    w->role = RM_ROLE_WORKER;
-    w->pool = 0;
-    atomic_store(&w->pid, getpid());
-    atomic_store(&w->state, RM_PROC_READY);
-    if (o->second_pool) {
-        struct rm_pool_spec s2 = spec;
-        s2.name = "ocr";
-        s2.handler = "ocr";
-        CU_ASSERT_FATAL(rm_seg_pool_add(&seg, 1, &s2, err, sizeof err) == 0);
-        struct rm_sb_entry *w2 = rm_seg_sb(&seg, WORKER2_SB);
-        w2->role = RM_ROLE_WORKER;
-        w2->pool = 1;
-        atomic_store(&w2->pid, getpid());
-        atomic_store(&w2->state, RM_PROC_READY);
-    }
-    struct rm_sb_entry *g = rm_seg_sb(&seg, 0);
-    g->role = RM_ROLE_GATEWAY;
-    atomic_store(&g->state, RM_PROC_STARTING);
-    rm_seg_publish(&seg);
+    }};
+    spec[1] = spec[0];
+    spec[1].name = "ocr";
+    spec[1].handler = "ocr";
+    seg_with_pools(&seg, NPROCS, NGW, spec, o->second_pool ? 2 : 1);
+    atomic_store(&sb_set(&seg, WORKER_SB, RM_ROLE_WORKER, 0, RM_PROC_READY)->pid, getpid());
+    if (o->second_pool)
+        atomic_store(&sb_set(&seg, WORKER2_SB, RM_ROLE_WORKER, 1, RM_PROC_READY)->pid, getpid());
+    struct rm_sb_entry *g = sb_set(&seg, 0, RM_ROLE_GATEWAY, 0, RM_PROC_STARTING);
 
     lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     CU_ASSERT_FATAL(lfd >= 0);
@@ -149,10 +124,7 @@ static void start_with(const struct opts *o)
     }
     if (o->master_pid)
         return;
-    uint64_t until = ms_now() + 3000;
-    while (atomic_load(&g->state) != RM_PROC_READY && ms_now() < until)
-        sleep_ms(2);
-    CU_ASSERT_FATAL(atomic_load(&g->state) == RM_PROC_READY);
+    CU_ASSERT_FATAL(WAIT_UNTIL(atomic_load(&g->state) == RM_PROC_READY, 3000));
 }
 
 static void start(void)
@@ -161,25 +133,27 @@ static void start(void)
     start_with(&o);
 }
 
-/* Wait for the gateway to exit; its exit status, or -1 if it had to be killed. */
+/* Wait for the gateway to exit; its exit code, or CHILD_TIMED_OUT (-1) if
+ * it had to be killed. */
 static int wait_gateway(unsigned ms)
 {
-    uint64_t until = ms_now() + ms;
-    int st;
-    for (;;) {
-        pid_t r = waitpid(gw_pid, &st, WNOHANG);
-        if (r == gw_pid)
-            break;
-        if (ms_now() > until) {
-            kill(gw_pid, SIGKILL);
-            waitpid(gw_pid, &st, 0);
-            gw_pid = -1;
-            return -1;
-        }
-        sleep_ms(2);
-    }
+    int code = exit_code_of(wait_child(gw_pid, ms));
     gw_pid = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return code;
+}
+
+/* Until the gateway has run n whole ticks begun after this call (its
+ * heartbeat is stored first thing in a tick, so n + 1 heartbeats): what it
+ * caches per tick (pool readiness) has been read again since. */
+static bool gateway_ticks(unsigned n)
+{
+    struct rm_sb_entry *g = rm_seg_sb(&seg, 0);
+    for (unsigned i = 0; i <= n; i++) {
+        uint64_t h = atomic_load(&g->heartbeat_ns);
+        if (!WAIT_UNTIL(atomic_load(&g->heartbeat_ns) != h, 2000))
+            return false;
+    }
+    return true;
 }
 
 static void stop(void)
@@ -254,22 +228,12 @@ static int worker_serve(void)
 
 static unsigned slots_in(unsigned state)
 {
-    unsigned n = 0;
-    for (uint32_t s = 0; s < pool0()->nslots; s++)
-        if (RM_SLOT_STATE(rm_slot_load(rm_pool_state(&seg, pool0(), s))) == state)
-            n++;
-    return n;
+    return slots_in_state(view0(), state);
 }
 
 static bool wait_slots(unsigned state, unsigned count, unsigned ms)
 {
-    uint64_t until = ms_now() + ms;
-    while (slots_in(state) != count) {
-        if (ms_now() > until)
-            return false;
-        sleep_ms(1);
-    }
-    return true;
+    return WAIT_UNTIL(slots_in(state) == count, ms);
 }
 
 static uint64_t outcome(enum rm_outcome o)
@@ -815,7 +779,7 @@ static void test_infer_right_after_worker_ready_is_served(void)
 {
     start();
     atomic_store(&worker_entry()->state, RM_PROC_STARTING);
-    sleep_ms(100);  /* the gateway's per-tick cache now says: no worker */
+    CU_ASSERT_FATAL(gateway_ticks(1));  /* the gateway's per-tick cache now says: no worker */
     atomic_store(&worker_entry()->state, RM_PROC_READY);
     struct client *c = client_open();
     client_sends(c, infer("echo", "text/plain", "at once"));
@@ -831,7 +795,7 @@ static void test_no_ready_worker_or_draining_is_503(void)
     start();
     struct client *c = client_open();
     atomic_store(&worker_entry()->state, RM_PROC_STARTING);
-    sleep_ms(100);  /* readiness for inference is cached per tick */
+    CU_ASSERT_FATAL(gateway_ticks(1));  /* readiness for inference is cached per tick */
     client_sends(c, infer("echo", "text/plain", "x"));
     CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
     CU_ASSERT_EQUAL(r1.status, 503);
@@ -839,7 +803,7 @@ static void test_no_ready_worker_or_draining_is_503(void)
     CU_ASSERT(json_error_contains(&r1, "worker"));
 
     atomic_store(&worker_entry()->state, RM_PROC_BUSY);
-    sleep_ms(100);
+    CU_ASSERT_FATAL(gateway_ticks(1));
     atomic_store(&seg.hdr->draining, 1);
     client_sends(c, infer("echo", "text/plain", "x"));
     CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
@@ -910,7 +874,7 @@ static void test_health_live_and_ready_from_shm(void)
     stop();
 }
 
-static void test_server_and_model_metadata(void)
+static void test_server_and_model_metadata_json_and_head_has_no_body(void)
 {
     struct opts o = {.second_pool = true};
     start_with(&o);
@@ -970,7 +934,7 @@ static bool promtool_accepts(const char *text, size_t len)
     return pclose(f) == 0;
 }
 
-static void test_metrics_text_has_families(void)
+static void test_metrics_has_every_family_counts_the_request_and_passes_promtool(void)
 {
     start();
     struct client *c = client_open();
@@ -1152,7 +1116,7 @@ static void test_idle_keepalive_closed_after_idle_timeout(void)
     stop();
 }
 
-static void test_expect_100_continue(void)
+static void test_expect_100_continue_gets_100_then_the_answer(void)
 {
     start();
     struct client *c = client_open();
@@ -1168,7 +1132,7 @@ static void test_expect_100_continue(void)
     stop();
 }
 
-static void test_http10_answer_closes(void)
+static void test_http10_or_connection_close_answer_then_closes(void)
 {
     start();
     struct client *c = client_open();
@@ -1202,9 +1166,10 @@ static void test_connections_over_max_get_503(void)
     CU_ASSERT(header_is(&r2, "retry-after", "1"));
     CU_ASSERT(client_sees_close(x, 3000));
     client_close(x);
-    /* a slot frees up when one closes */
+    /* a slot frees up when one closes (seen by the gateway's loop before
+     * its second tick after the close) */
     client_close(a);
-    sleep_ms(50);
+    CU_ASSERT_FATAL(gateway_ticks(1));
     x = client_open();
     client_sends(x, get("/v2/health/live"));
     CU_ASSERT_EQUAL_FATAL(client_read(x, &r1, false), 0);
@@ -1214,15 +1179,14 @@ static void test_connections_over_max_get_503(void)
     stop();
 }
 
-static void test_heartbeat_and_ready_state_in_scoreboard(void)
+static void test_ready_gateway_heartbeat_advances_in_scoreboard(void)
 {
     start();
     struct rm_sb_entry *g = rm_seg_sb(&seg, 0);
     CU_ASSERT_EQUAL(atomic_load(&g->state), RM_PROC_READY);
     uint64_t h1 = atomic_load(&g->heartbeat_ns);
-    sleep_ms(120);
+    CU_ASSERT_FATAL(WAIT_UNTIL(atomic_load(&g->heartbeat_ns) > h1, 1000));
     uint64_t h2 = atomic_load(&g->heartbeat_ns);
-    CU_ASSERT(h2 > h1);
     CU_ASSERT(rm_now_ns() - h2 < 60u * 1000000u);
     stop();
 }
@@ -1237,10 +1201,7 @@ static void test_sigterm_finishes_pending_then_exits(void)
     client_sends(c, infer("echo", "text/plain", "last one"));
     CU_ASSERT_FATAL(wait_slots(RM_SLOT_QUEUED, 1, 2000));
     kill(gw_pid, SIGTERM);
-    uint64_t until = ms_now() + 1000;
-    while (atomic_load(&rm_seg_sb(&seg, 0)->state) != RM_PROC_DRAINING && ms_now() < until)
-        sleep_ms(2);
-    CU_ASSERT_EQUAL(atomic_load(&rm_seg_sb(&seg, 0)->state), RM_PROC_DRAINING);
+    CU_ASSERT(WAIT_UNTIL(atomic_load(&rm_seg_sb(&seg, 0)->state) == RM_PROC_DRAINING, 1000));
     CU_ASSERT(client_sees_close(idle, 2000));  /* idle keep-alive closed */
     CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
     CU_ASSERT_EQUAL(r1.status, 200);
@@ -1262,9 +1223,7 @@ static void test_graceful_stop_answers_new_connections_with_503(void)
     atomic_store(&seg.hdr->draining, 1);
     atomic_fetch_or(&rm_seg_sb(&seg, 0)->flags, RM_SBF_DRAIN);
     kill(gw_pid, SIGTERM);
-    uint64_t until = ms_now() + 1000;
-    while (atomic_load(&rm_seg_sb(&seg, 0)->state) != RM_PROC_DRAINING && ms_now() < until)
-        sleep_ms(2);
+    CU_ASSERT(WAIT_UNTIL(atomic_load(&rm_seg_sb(&seg, 0)->state) == RM_PROC_DRAINING, 1000));
     /* new connections are still answered, with 503 */
     struct client *probe = client_open();
     client_sends(probe, get("/v2/health/ready"));
@@ -1288,7 +1247,7 @@ static void test_graceful_stop_answers_new_connections_with_503(void)
     stop();
 }
 
-static void test_drain_flag_from_master_exits(void)
+static void test_drain_flag_from_master_exits_0(void)
 {
     start();
     atomic_fetch_or(&rm_seg_sb(&seg, 0)->flags, RM_SBF_DRAIN);
@@ -1296,7 +1255,7 @@ static void test_drain_flag_from_master_exits(void)
     stop();
 }
 
-static void test_exits_when_master_is_gone(void)
+static void test_exits_0_when_master_is_gone(void)
 {
     struct opts o = {.master_pid = 1};  /* not our parent: "the master died" */
     start_with(&o);
@@ -1335,8 +1294,8 @@ static const rm_test tests[] = {
     RM_TEST(test_no_ready_worker_or_draining_is_503),
     RM_TEST(test_infer_right_after_worker_ready_is_served),
     RM_TEST(test_health_live_and_ready_from_shm),
-    RM_TEST(test_server_and_model_metadata),
-    RM_TEST(test_metrics_text_has_families),
+    RM_TEST(test_server_and_model_metadata_json_and_head_has_no_body),
+    RM_TEST(test_metrics_has_every_family_counts_the_request_and_passes_promtool),
     RM_TEST(test_client_gone_while_queued_frees_slot),
     RM_TEST(test_client_gone_while_running_aborts_slot),
     RM_TEST(test_deadline_in_queue_is_504),
@@ -1345,14 +1304,14 @@ static const rm_test tests[] = {
     RM_TEST(test_handler_status_and_content_type_are_sanitized),
     RM_TEST(test_slowloris_cut_after_header_timeout),
     RM_TEST(test_idle_keepalive_closed_after_idle_timeout),
-    RM_TEST(test_expect_100_continue),
-    RM_TEST(test_http10_answer_closes),
+    RM_TEST(test_expect_100_continue_gets_100_then_the_answer),
+    RM_TEST(test_http10_or_connection_close_answer_then_closes),
     RM_TEST(test_connections_over_max_get_503),
-    RM_TEST(test_heartbeat_and_ready_state_in_scoreboard),
+    RM_TEST(test_ready_gateway_heartbeat_advances_in_scoreboard),
     RM_TEST(test_sigterm_finishes_pending_then_exits),
     RM_TEST(test_graceful_stop_answers_new_connections_with_503),
-    RM_TEST(test_drain_flag_from_master_exits),
-    RM_TEST(test_exits_when_master_is_gone),
+    RM_TEST(test_drain_flag_from_master_exits_0),
+    RM_TEST(test_exits_0_when_master_is_gone),
     RM_TEST(test_json_escape_quotes_controls_and_bad_utf8),
     {0},
 };

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "tests/cunit_util.h"
+#include "tests/helpers.h"
 #include "worker/handler.h"
 
 #define CAP 4096
@@ -55,13 +56,6 @@ static bool body_is(const struct rm_response *r, const char *s)
     return r->body_len == strlen(s) && memcmp(r->body, s, r->body_len) == 0;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static const char *so_path(const char *env, const char *def)
 {
     const char *p = getenv(env);
@@ -72,30 +66,6 @@ static const char *so_path(const char *env, const char *def)
 #define BAD_ABI_SO so_path("RM_BAD_ABI_SO", "tests/handlers/bad_abi.so")
 
 /* ------------------------------------------------------------ fork helpers */
-
-#define CHILD_TIMED_OUT (-1)
-
-/* Wait up to ms for pid; on timeout SIGKILL and reap it. Returns the wait
- * status, or CHILD_TIMED_OUT. */
-static int wait_child(pid_t pid, unsigned ms)
-{
-    uint64_t end = now_ms() + ms;
-    int status;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        if (r < 0 && errno != EINTR)
-            return CHILD_TIMED_OUT;
-        if (now_ms() >= end)
-            break;
-        usleep(2000);
-    }
-    kill(pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    return CHILD_TIMED_OUT;
-}
 
 /* Run chaos with body on the given attempt in a child. The child exits 0 when
  * process() returned 0 with the body echoed, 1 otherwise. */
@@ -209,9 +179,9 @@ static void test_chaos_other_bodies_echo_at_once(void)
     for (const char **b = bodies; *b; b++) {
         struct rm_request req = mkreq(*b, "text/plain", 1);
         struct rm_response resp = mkresp(CAP);
-        uint64_t t0 = now_ms();
+        uint64_t t0 = ms_now();
         CU_ASSERT_EQUAL(rm_handler_chaos.process(NULL, &req, &resp), 0);
-        CU_ASSERT_TRUE(now_ms() - t0 < 100);
+        CU_ASSERT_TRUE(ms_now() - t0 < 100);
         CU_ASSERT_EQUAL(resp.status, 200);
         CU_ASSERT_TRUE(body_is(&resp, *b));
         CU_ASSERT_STRING_EQUAL(resp.content_type, "text/plain");
@@ -222,9 +192,9 @@ static void test_chaos_sleep_waits_then_echoes(void)
 {
     struct rm_request req = mkreq("sleep 150\n", "text/plain", 1);
     struct rm_response resp = mkresp(CAP);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ms_now();
     CU_ASSERT_EQUAL(rm_handler_chaos.process(NULL, &req, &resp), 0);
-    uint64_t took = now_ms() - t0;
+    uint64_t took = ms_now() - t0;
     CU_ASSERT_TRUE(took >= 150);
     CU_ASSERT_TRUE(took < 1500);
     CU_ASSERT_EQUAL(resp.status, 200);
@@ -250,9 +220,9 @@ static void test_chaos_sleep_survives_signal_interruptions(void)
 
     struct rm_request req = mkreq("sleep 120", "text/plain", 1);
     struct rm_response resp = mkresp(CAP);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = ms_now();
     int rc = rm_handler_chaos.process(NULL, &req, &resp);
-    uint64_t took = now_ms() - t0;
+    uint64_t took = ms_now() - t0;
 
     setitimer(ITIMER_REAL, &stop, NULL);
     sigaction(SIGALRM, &old, NULL);

@@ -1,7 +1,11 @@
 """
 harness.py - start the real `ringmaster` on 127.0.0.1 and drive it.
 
-Everything here is stdlib only (Python 3.11, Debian 12).
+Everything here is stdlib only (Python 3.11, Debian 12). The launcher, the
+waits and the /proc helpers are shared with the other Python tests:
+tests/pylib/rmtest.py. This file adds what the integration tests need on top:
+HTTP and raw-socket clients, ringmasterctl, the master's children by role,
+load loops and a TestCase that prints the daemon's log of a failed test.
 
     srv = Server(pools={"echo": {"handler": "echo"}}, header_timeout="1s")
     srv.start()                      # free port, INI in a temp dir, waits for ready
@@ -15,24 +19,24 @@ next to the ringmaster binary).
 
 Every wait is a poll with a deadline; nothing sleeps longer than needed.
 Only processes this harness started (the master and the master's children)
-are ever signalled.
+are ever signalled, by pid.
 """
 import http.client
 import json
 import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
-RINGMASTER = os.path.abspath(os.environ.get("RINGMASTER", "./ringmaster"))
-RINGMASTERCTL = os.path.abspath(os.environ.get("RINGMASTERCTL", "./ringmasterctl"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+
+from rmtest import (RINGMASTER, RINGMASTERCTL, Daemon, alive, children,  # noqa: E402,F401 (re-exported)
+                    free_port, proc_stat, proc_title, wait_for)
+
 EXAMPLE_UPPER_SO = os.path.abspath(os.environ.get(
     "EXAMPLE_UPPER_SO",
     os.path.join(os.path.dirname(RINGMASTER), "tests", "handlers", "example_upper.so")))
@@ -48,77 +52,6 @@ READY_SETTLE = 0.05
 
 
 # ------------------------------------------------------------------ utilities
-
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def wait_for(pred, timeout, interval=0.02, what="condition"):
-    """Poll pred() until it returns something truthy; return that value.
-    Raises AssertionError after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        last = pred()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s (last: %r)" % (timeout, what, last))
-        time.sleep(interval)
-
-
-def proc_stat(pid):
-    """(ppid, state, starttime) of a process from /proc/PID/stat, or None."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # comm may contain spaces and parentheses: split after the last ')'.
-    rest = data[data.rfind(")") + 2:].split()
-    return int(rest[1]), rest[0], int(rest[19])
-
-
-def proc_title(pid):
-    """What ps shows: /proc/PID/cmdline with NULs as spaces, trimmed."""
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return data.replace(b"\0", b" ").decode("utf-8", "replace").strip()
-
-
-def alive(pid, starttime=None):
-    """True if pid runs (not a zombie) and, given starttime, is that same process."""
-    st = proc_stat(pid)
-    if st is None or st[1] in ("Z", "X"):
-        return False
-    return starttime is None or st[2] == starttime
-
-
-def children(ppid):
-    """[(pid, title)] of the live children of ppid, found through /proc/*/stat."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        st = proc_stat(pid)
-        if st is None or st[0] != ppid or st[1] in ("Z", "X"):
-            continue
-        title = proc_title(pid)
-        if title is None:
-            continue
-        out.append((pid, title))
-    return sorted(out)
-
 
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -249,63 +182,19 @@ class RawConn:
 
 # ------------------------------------------------------------------ the server
 
-def _ini_value(v):
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    return str(v)
-
-
-class Server:
-    """One ringmaster master on a free port, with its own temp dir."""
+class Server(Daemon):
+    """One ringmaster master on a free port, with its own temp dir
+    (rmtest.Daemon), and a thread that records every child it ever had."""
 
     def __init__(self, pools=None, **global_keys):
-        self.port = free_port()
-        self.tmp = tempfile.mkdtemp(prefix="rm-it-")
-        self.ini = os.path.join(self.tmp, "ringmaster.ini")
-        self.log_path = os.path.join(self.tmp, "ringmaster.stderr")
-        self.global_keys = {
-            "listen": "127.0.0.1:%d" % self.port,
-            "runtime_dir": os.path.join(self.tmp, "run"),
-            "shutdown_timeout": "5s",
-        }
-        self.global_keys.update(global_keys)
-        self.pools = pools if pools is not None else {"echo": {"handler": "echo"}}
-        self.proc = None
-        self.pid = None
-        self.seen = {}          # pid -> (starttime, title): every child seen
-        self._seen_lock = threading.Lock()
+        super().__init__(pools=pools, tmp_prefix="rm-it-", **global_keys)
         self._stop_poll = threading.Event()
         self._poller = None
-        self.log_text = None
-        self.write_ini()
-
-    # ---- configuration
-
-    def ini_text(self, pools=None, global_keys=None):
-        g = global_keys if global_keys is not None else self.global_keys
-        p = pools if pools is not None else self.pools
-        lines = ["[ringmaster]"] + ["%s = %s" % (k, _ini_value(v)) for k, v in g.items()]
-        for name, keys in p.items():
-            lines += ["", "[pool %s]" % name] + ["%s = %s" % (k, _ini_value(v)) for k, v in keys.items()]
-        return "\n".join(lines) + "\n"
-
-    def write_ini(self, text=None):
-        with open(self.ini + ".tmp", "w") as f:
-            f.write(text if text is not None else self.ini_text())
-        os.rename(self.ini + ".tmp", self.ini)
 
     # ---- life cycle
 
     def start(self, wait_ready=True):
-        self.logf = open(self.log_path, "wb")
-        try:
-            self.proc = subprocess.Popen([RINGMASTER, "-c", self.ini], stdin=subprocess.DEVNULL,
-                                         stdout=self.logf, stderr=subprocess.STDOUT, cwd=self.tmp,
-                                         start_new_session=True)
-        except OSError:
-            self.logf.close()
-            raise
-        self.pid = self.proc.pid
+        super().start(wait=False)
         self._poller = threading.Thread(target=self._poll_children, daemon=True)
         self._poller.start()
         if wait_ready:
@@ -329,24 +218,11 @@ class Server:
 
     def wait_ready(self, timeout=READY_TIMEOUT, settle=READY_SETTLE):
         deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("ringmaster exited with %s before it was ready:\n%s"
-                                     % (self.proc.returncode, self.log()))
-            try:
-                st, _, body = self.http("GET", "/v2/health/ready", timeout=1.0)
-                if st == 200:
-                    # Ready means one worker per pool; tests expect them all.
-                    self.wait_all_workers(deadline)
-                    self.record_children()
-                    time.sleep(settle)
-                    return
-                last = (st, body)
-            except OSError as e:
-                last = e
-            time.sleep(0.02)
-        raise AssertionError("ringmaster not ready within %.0f s (last: %r):\n%s" % (timeout, last, self.log()))
+        super().wait_ready(timeout=timeout)
+        # Ready means one worker per pool; tests expect them all.
+        self.wait_all_workers(deadline)
+        self.record_children()
+        time.sleep(settle)
 
     def _poll_children(self):
         while not self._stop_poll.is_set():
@@ -387,62 +263,28 @@ class Server:
         return out
 
     def stop(self, check=True):
-        """SIGTERM the master (then SIGKILL), and make sure no child survives.
-        With check, raise AssertionError about what went wrong."""
-        problems = []
+        """SIGTERM the master (then SIGKILL), make sure no process of its tree
+        survives, remove the temp dir. With check, raise AssertionError about
+        what went wrong."""
         if self.proc is None:  # never started (or the exec failed)
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.cleanup()
             return
-        if self.proc.poll() is None:
+        if self.running():
             try:
                 self.record_children()
             except Exception:
                 pass
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=8)
-            except subprocess.TimeoutExpired:
-                problems.append("master did not exit within 8 s of SIGTERM: SIGKILL")
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait()
         self._stop_poll.set()
         if self._poller:
             self._poller.join()
-        survivors = self.wait_children_gone(2.0)
-        if survivors:
-            problems.append("children survived the master: %r" % survivors)
-            for pid, (start, _title) in survivors.items():
-                if alive(pid, start):
-                    try:
-                        os.kill(pid, signal.SIGCONT)
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        self.logf.close()
-        self.log_text = self._read_log()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        if check and problems:
-            raise AssertionError("; ".join(problems) + "\n" + self.log_text)
+        try:
+            super().stop(check=check)
+        finally:
+            self.cleanup()
 
     def wait_children_gone(self, timeout):
-        """Poll until no child ever seen is alive; return {pid: (start, title)} still alive."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._seen_lock:
-                left = {p: v for p, v in self.seen.items() if alive(p, v[0])}
-            if not left or time.monotonic() >= deadline:
-                return left
-            time.sleep(0.01)
-
-    def _read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def log(self):
-        return self.log_text if self.log_text is not None else self._read_log()
+        """Poll until no process of its tree is alive; return {pid: (start, title)} still alive."""
+        return self.wait_tree_gone(timeout)
 
     # ---- HTTP
 
@@ -491,11 +333,6 @@ class Server:
             if p["name"] == name:
                 return p
         raise AssertionError("pool %s not in ringmasterctl status" % name)
-
-    # ---- signals (to the master we started)
-
-    def signal(self, sig):
-        os.kill(self.pid, sig)
 
 
 # ------------------------------------------------------------------ test base

@@ -13,7 +13,9 @@ RINGMASTER=${RINGMASTER:-$builddir/ringmaster}
 RINGMASTERCTL=${RINGMASTERCTL:-$builddir/ringmasterctl}
 EXAMPLE_UPPER_SO=${EXAMPLE_UPPER_SO:-$builddir/tests/handlers/example_upper.so}
 PYTHONDONTWRITEBYTECODE=1
-export RINGMASTER RINGMASTERCTL EXAMPLE_UPPER_SO srcdir PYTHONDONTWRITEBYTECODE
+# The shared helpers (tests/pylib/rmtest.py) come from the source tree.
+PYTHONPATH="$srcdir/tests/pylib${PYTHONPATH:+:$PYTHONPATH}"
+export RINGMASTER RINGMASTERCTL EXAMPLE_UPPER_SO srcdir PYTHONDONTWRITEBYTECODE PYTHONPATH
 for f in "$RINGMASTER" "$RINGMASTERCTL"; do
     if [ ! -x "$f" ]; then
         echo "run.sh: $f is not built" >&2

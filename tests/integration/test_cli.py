@@ -42,14 +42,14 @@ class CommandLine(unittest.TestCase):
         self.assertLineError("[ringmaster]\nlisten = 127.0.0.1:1\nworkerz = 2\n\n[pool echo]\nhandler = echo\n",
                              3, ["workerz"])
 
-    def test_check_bad_duration_and_size(self):
+    def test_check_bad_duration_and_size_name_key_and_line(self):
         self.assertLineError("[ringmaster]\nheartbeat_timeout = soon\n[pool echo]\n", 2, ["heartbeat_timeout"])
         self.assertLineError("[ringmaster]\n[pool echo]\nmax_request_size = 1XB\n", 3, ["max_request_size"])
 
-    def test_check_syntax_error(self):
+    def test_check_syntax_error_names_its_line(self):
         self.assertLineError("[ringmaster]\n[pool echo\nhandler = echo\n", 2, [])
 
-    def test_check_missing_handler_so(self):
+    def test_check_missing_handler_so_names_path_and_line(self):
         self.assertLineError("[ringmaster]\n\n[pool x]\nhandler = /nonexistent/handler.so\n", 3,
                              ["/nonexistent/handler.so"])
 
@@ -60,7 +60,7 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, "", "nothing on stderr for a good file")
 
-    def test_check_shipped_example_ini(self):
+    def test_check_shipped_example_ini_exits_0(self):
         src = os.environ.get("srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
         ini = os.path.join(src, "etc", "ringmaster.ini")
         if not os.path.exists(ini):
@@ -76,7 +76,7 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("nope.ini", r.stderr)
 
-    def test_version(self):
+    def test_version_prints_name_and_number(self):
         r = subprocess.run([RINGMASTER, "-V"], capture_output=True, text=True, timeout=10)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"^ringmaster \d+\.\d+")

@@ -41,7 +41,7 @@ class Endpoints(ServerTestCase):
     def test_ready_is_200_true(self):
         self.assertIs(self.get_json("/v2/health/ready").get("ready"), True)
 
-    def test_server_metadata(self):
+    def test_server_metadata_version_matches_ringmaster_V(self):
         doc = self.get_json("/v2")
         self.assertIsInstance(doc.get("name"), str, doc)
         self.assertIsInstance(doc.get("version"), str, doc)
@@ -50,12 +50,12 @@ class Endpoints(ServerTestCase):
         if len(v) == 2:
             self.assertEqual(doc["version"], v[1], "GET /v2 version vs ringmaster -V")
 
-    def test_model_metadata(self):
+    def test_model_metadata_names_each_pool(self):
         for name in ("echo", "chaos"):
             doc = self.get_json("/v2/models/%s" % name)
             self.assertEqual(doc.get("name"), name, doc)
 
-    def test_model_ready(self):
+    def test_model_ready_is_200_for_each_pool(self):
         for name in ("echo", "chaos"):
             st, _, body = self.srv.http("GET", "/v2/models/%s/ready" % name)
             self.assertEqual(st, 200, body)

@@ -4,6 +4,7 @@ SIGKILLed in the middle of an OCR run: the request is run again, answered 200.""
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -50,6 +51,7 @@ class OcrOverHttp(ServerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="rm-ocr-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         cls.line_png = render(os.path.join(cls.tmp, "line.png"), LINES[0])
         # A page that takes a worker long enough to be killed in the middle.
         cls.page_png = render(os.path.join(cls.tmp, "page.png"), *(LINES * 4))

@@ -2,6 +2,7 @@
 workers, which share its pages copy-on-write and are supervised by the master
 like any other worker."""
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -31,6 +32,7 @@ class Preload(ServerTestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="rm-pre-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         cls.png = render(os.path.join(cls.tmp, "l.png"), LINES[1])
 
     def ocr(self, preload, workers=2):

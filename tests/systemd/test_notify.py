@@ -5,48 +5,35 @@ A fake NOTIFY_SOCKET (path and @abstract) records every datagram with the
 sender's credentials (SO_PASSCRED), so each message is checked to come from
 the master's pid. Socket activation goes through systemd-socket-activate and
 through a test-held socket passed as fd 3 with LISTEN_PID set to the daemon.
+The daemon is started and stopped by the shared launcher
+(tests/pylib/rmtest.py: Daemon), with the systemd variables passed in.
 """
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
-import tempfile
+import sys
 import threading
 import time
 import unittest
 import urllib.request
 
-BIN = os.environ.get("RINGMASTER", "./ringmaster")
-CTL = os.environ.get("RINGMASTERCTL", "./ringmasterctl")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+
+from rmtest import RINGMASTERCTL as CTL  # noqa: E402
+from rmtest import Daemon, children, free_port, tcp_sockets, wait_for  # noqa: E402
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def echo_daemon(workers=1, port=None):
+    """The daemon these tests run: one echo pool, 50 ms heartbeats."""
+    return Daemon(pools={"echo": {"handler": "echo", "workers": workers, "startup_timeout": "5s"}},
+                  port=port, tmp_prefix="rm-sd-", heartbeat_interval="50ms", heartbeat_timeout="1s")
 
 
-def write_ini(d, port, workers=1, extra=""):
-    path = os.path.join(d, "rm.ini")
-    with open(path + ".new", "w") as f:
-        f.write(f"""[ringmaster]
-listen = 127.0.0.1:{port}
-runtime_dir = {d}/run
-heartbeat_interval = 50ms
-heartbeat_timeout = 1s
-shutdown_timeout = 5s
-{extra}
-[pool echo]
-handler = echo
-workers = {workers}
-startup_timeout = 5s
-""")
-    os.rename(path + ".new", path)
-    return path
+def set_workers(d, workers):
+    d.pools["echo"]["workers"] = workers
+    d.write_ini()
 
 
 def get(port, path, timeout=2.0):
@@ -64,16 +51,6 @@ def post(port, body, timeout=5.0):
                                  headers={"Content-Type": "text/plain"}, method="POST")
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.status, r.read()
-
-
-def wait_for(pred, timeout, step=0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return None
 
 
 class FakeNotify:
@@ -123,70 +100,31 @@ class FakeNotify:
         self.sock.close()
 
 
-class Daemon:
-    def __init__(self, args, env, pass_fds=()):
-        self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(args, env=env, stderr=self.stderr, pass_fds=pass_fds)
-
-    def log(self):
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors="replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                st = f.read()
-            ppid = int(st[st.rindex(")") + 2:].split()[1])
-            if ppid == pid:
-                out.append(int(d))
-        except (OSError, ValueError):
-            pass
-    return out
-
-
 class NotifyTest(unittest.TestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="rm-sd-")
-        self.port = free_port()
-        self.daemon = None
+        self.daemon = echo_daemon(workers=2)
+        self.addCleanup(self.daemon.cleanup)  # runs after tearDown's checked stop
+        self.dir = self.daemon.tmp
+        self.port = self.daemon.port
+        self.ini = self.daemon.ini
         self.notify = None
 
     def tearDown(self):
-        if self.daemon:
-            self.daemon.stop()
-        if self.notify:
-            self.notify.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.daemon.stop()  # by pid; raises if its process tree did not go
+        finally:
+            if self.notify:
+                self.notify.close()
 
     def start(self, notify_addr, watchdog_usec=None):
         self.notify = FakeNotify(notify_addr)
-        ini = write_ini(self.dir, self.port, workers=2)
-        env = dict(os.environ, NOTIFY_SOCKET=notify_addr)
+        env = {"NOTIFY_SOCKET": notify_addr}
         if watchdog_usec:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
-        self.daemon = Daemon([BIN, "-c", ini], env)
-        self.ini = ini
-        ok = wait_for(lambda: self.notify.find("READY=1") is not None, 15)
-        self.assertTrue(ok, "no READY=1; daemon log:\n" + self.daemon.log())
-        return ini
+        self.daemon.start(env=env, ready=lambda: self.notify.find("READY=1") is not None)
 
     def assert_all_from_master(self):
-        pid = self.daemon.proc.pid
+        pid = self.daemon.pid
         with self.notify.lock:
             senders = {m[1] for m in self.notify.msgs}
         self.assertEqual(senders, {pid}, "a notify message came from a process other than the master")
@@ -198,7 +136,9 @@ class NotifyTest(unittest.TestCase):
         self.assertIsNotNone(wait_for(lambda: any(t.startswith("STATUS=") for t in self.notify.texts()), 3))
         self.assert_all_from_master()
         # Children carry no systemd variables.
-        for c in children(self.daemon.proc.pid):
+        kids = [pid for pid, _ in children(self.daemon.pid)]
+        self.assertGreaterEqual(len(kids), 3, "a gateway and 2 workers")
+        for c in kids:
             with open(f"/proc/{c}/environ", "rb") as f:
                 env = f.read().split(b"\0")
             for var in (b"NOTIFY_SOCKET=", b"LISTEN_PID=", b"LISTEN_FDS=", b"WATCHDOG_USEC=", b"WATCHDOG_PID="):
@@ -207,7 +147,7 @@ class NotifyTest(unittest.TestCase):
     def test_abstract_socket_reload_sequence_and_stopping(self):
         self.start("@rm-test-%d" % os.getpid())
         first_ready = self.notify.find("READY=1")
-        write_ini(self.dir, self.port, workers=3)
+        set_workers(self.daemon, 3)
         r = subprocess.run([CTL, "-c", self.ini, "reload"], capture_output=True, text=True, timeout=30)
         t_ctl_done = time.monotonic()
         self.assertEqual(r.returncode, 0, r.stderr + self.daemon.log())
@@ -219,7 +159,7 @@ class NotifyTest(unittest.TestCase):
         i_ready = self.notify.find("READY=1", i_rel + 1)
         self.assertIsNotNone(i_ready, self.notify.texts())
         self.assertLessEqual(self.notify.msgs[i_ready][0], t_ctl_done)  # READY before ctl returned
-        self.assertEqual(self.daemon.stop(), 0)
+        self.assertEqual(self.daemon.stop(), 0, self.daemon.log())
         self.assertIsNotNone(self.notify.find("STOPPING=1"), self.notify.texts())
         self.assert_all_from_master()
 
@@ -235,8 +175,8 @@ class NotifyTest(unittest.TestCase):
     def test_watchdog_gaps_within_half_interval_also_during_reload(self):
         usec = 400000  # pings due every 200 ms
         self.start(os.path.join(self.dir, "w.sock"), watchdog_usec=usec)
-        time.sleep(1.0)
-        write_ini(self.dir, self.port, workers=3)
+        time.sleep(1.0)  # a window of pings before the reload (a measurement, not a wait)
+        set_workers(self.daemon, 3)
         r = subprocess.run([CTL, "-c", self.ini, "reload"], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         time.sleep(0.5)
@@ -250,23 +190,20 @@ class NotifyTest(unittest.TestCase):
 
 
 class SocketActivationTest(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="rm-sa-")
-        self.daemons = []
-
-    def tearDown(self):
-        for d in self.daemons:
-            d.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def daemon(self, **kw):
+        d = echo_daemon(**kw)
+        self.addCleanup(d.cleanup, check=True)
+        return d
 
     @unittest.skipUnless(shutil.which("systemd-socket-activate"), "systemd-socket-activate missing")
     def test_systemd_socket_activate_sockets_win_over_ini(self):
-        sa_port, ini_port = free_port(), free_port()
-        ini = write_ini(self.dir, ini_port)
-        d = Daemon(["systemd-socket-activate", "-l", f"127.0.0.1:{sa_port}", "--fdname=http",
-                    BIN, "-c", ini], dict(os.environ))
-        self.daemons.append(d)
-        time.sleep(0.3)
+        sa_port = free_port()
+        d = self.daemon()
+        ini_port = d.port
+        # systemd-socket-activate listens, then execs the daemon on the
+        # first connection: its pid is the daemon's.
+        d.start(wrapper=["systemd-socket-activate", "-l", f"127.0.0.1:{sa_port}", "--fdname=http"], wait=False)
+        wait_for(lambda: tcp_sockets(sa_port, "LISTEN"), 5, what="systemd-socket-activate listening")
         # The first connection starts the daemon (it inherits the socket).
         st, _ = get(sa_port, "/v2/health/live", timeout=10)
         self.assertEqual(st, 200, d.log())
@@ -274,12 +211,12 @@ class SocketActivationTest(unittest.TestCase):
         st, _ = get(ini_port, "/v2/health/live", timeout=0.5)
         self.assertIsNone(st, "the INI's listen address must not be bound when systemd passes sockets")
 
-    def _start_with_fd3(self, lsock, ini):
+    def _start_with_fd3(self, lsock, port):
         # LISTEN_PID must be the daemon's own pid: sh sets it to $$ and execs.
         fd = lsock.fileno()
-        cmd = f'exec 3<&{fd}; LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec "$0" -c "$1"'
-        d = Daemon(["sh", "-c", cmd, BIN, ini], dict(os.environ), pass_fds=(fd,))
-        self.daemons.append(d)
+        cmd = f'exec 3<&{fd}; LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=http exec "$0" "$@"'
+        d = self.daemon()
+        d.start(wrapper=["sh", "-c", cmd], pass_fds=(fd,), ready=lambda: get(port, "/v2/health/ready")[0] == 200)
         return d
 
     def test_fd3_passed_socket_and_connection_made_while_down_is_served(self):
@@ -288,9 +225,7 @@ class SocketActivationTest(unittest.TestCase):
         lsock.bind(("127.0.0.1", 0))
         lsock.listen(64)
         port = lsock.getsockname()[1]
-        ini = write_ini(self.dir, free_port())
-        d1 = self._start_with_fd3(lsock, ini)
-        self.assertTrue(wait_for(lambda: get(port, "/v2/health/ready")[0] == 200, 15), d1.log())
+        d1 = self._start_with_fd3(lsock, port)
         self.assertEqual(d1.stop(), 0, d1.log())
         # Daemon down; the test still holds the listening socket: connect now.
         result = {}
@@ -302,9 +237,9 @@ class SocketActivationTest(unittest.TestCase):
                 result["e"] = e
         t = threading.Thread(target=client)
         t.start()
-        time.sleep(0.5)
+        wait_for(lambda: tcp_sockets(port, "ESTABLISHED") >= 1, 5, what="the client's connection in the backlog")
         self.assertTrue(t.is_alive(), "the client must be waiting in the backlog")
-        d2 = self._start_with_fd3(lsock, ini)
+        d2 = self._start_with_fd3(lsock, port)
         t.join(20)
         lsock.close()
         self.assertEqual(result.get("r"), (200, b"while down"), f"{result} {d2.log()}")
