@@ -195,6 +195,8 @@ static void recover_gateway(struct rm_seg *seg, unsigned idx, const struct rm_re
                     res->freed++;
                     break;
                 }
+                if (r < 0)
+                    break; /* an illegal transition: nothing of ours to do (never loops) */
                 /* CAS lost to a worker: re-evaluate the new word. */
             }
         }
