@@ -295,7 +295,15 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
     gw->seg = ctx->seg;
     gw->index = ctx->index;
     gw->epfd = gw->tfd = gw->sfd = -1;
+    gw->chan_fd = ctx->chan_fd;
     gw->free_head = UINT32_MAX;
+    /* Before anything else: the master's memory read-only, no memfd
+     * descriptor left open. */
+    char cerr[256];
+    if (rm_seg_confine_gateway(gw->seg, cerr, sizeof cerr) < 0) {
+        rm_err("gateway %u: %s", ctx->index, cerr);
+        exit(1);
+    }
     const struct rm_shm_header *h = gw->seg->hdr;
     if (ctx->index >= h->max_gateways || ctx->index >= h->nprocs) {
         rm_err("gateway number %u out of range (%u gateways, %u scoreboard entries)", ctx->index,
@@ -362,6 +370,11 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
         if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, ctx->wake_fd, &ev) < 0)
             setup_failed(gw, "epoll_ctl(ADD wake eventfd)");
     }
+    if (gw->chan_fd >= 0) {
+        ev.data.u64 = EV_MAKE(EVK_CHAN, 0);
+        if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, gw->chan_fd, &ev) < 0)
+            setup_failed(gw, "epoll_ctl(ADD master channel)");
+    }
     listeners_set(gw, true);
 
     gw->now = rm_now_ns();
@@ -406,6 +419,9 @@ int rm_gateway_main(const struct rm_gw_ctx *ctx)
                 break;
             case EVK_LISTEN:
                 on_accept(gw, (size_t)(d & 0xffffffffu));
+                break;
+            case EVK_CHAN:
+                gw_chan_drain(gw);
                 break;
             case EVK_WAKE:
                 on_wake(gw);

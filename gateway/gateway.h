@@ -37,6 +37,7 @@ struct rm_gw_ctx {
     const int *listen_fds;   /* non-blocking listening sockets */
     size_t nlisten;
     int wake_fd;             /* eventfd: a slot of ours is DONE */
+    int chan_fd;             /* the master's channel: memfds of pools created later; -1 none */
     pid_t master_pid;
 };
 

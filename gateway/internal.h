@@ -33,7 +33,7 @@
 /* epoll data: the top 4 bits say what the fd is; a connection's event also
  * carries the connection's index and generation, so an event still queued
  * for a connection closed earlier in the same batch is ignored. */
-enum { EVK_CONN = 0, EVK_LISTEN = 1, EVK_WAKE = 2, EVK_TIMER = 3, EVK_SIGNAL = 4 };
+enum { EVK_CONN = 0, EVK_LISTEN = 1, EVK_WAKE = 2, EVK_TIMER = 3, EVK_SIGNAL = 4, EVK_CHAN = 5 };
 #define EV_SHIFT 60
 #define EV_KIND(u) ((unsigned)((u) >> EV_SHIFT))
 #define EV_MAKE(kind, v) (((uint64_t)(kind) << EV_SHIFT) | (uint64_t)(v))
@@ -198,6 +198,7 @@ struct gw {
     int epfd;
     int tfd;                  /* timerfd: the tick */
     int sfd;                  /* signalfd */
+    int chan_fd;              /* the master's channel (new pools' memfds), -1 none */
     int *lfds;                /* our copies of the listening sockets, -1 closed */
     size_t nlisten;
     bool accept_paused;       /* EMFILE: listening sockets out of epoll until the tick */
@@ -257,6 +258,8 @@ void gw_dispatch(struct gw *gw, struct gw_conn *c);
 /* pools.c */
 void gw_pools_refresh(struct gw *gw);
 int gw_pool_find(const struct gw *gw, const char *name, size_t len);
+/* Map the pools the master sent over its channel (non-blocking). */
+void gw_chan_drain(struct gw *gw);
 /* The per-tick snapshot said no worker: look again (fresh scan). */
 bool gw_pool_has_worker_now(struct gw *gw, unsigned pool);
 /* Worker count per pool and scoreboard state (fresh scan). */

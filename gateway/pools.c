@@ -7,7 +7,11 @@
  * entry is never reused), so once a view opened it is kept: later scribbles
  * on the shared descriptor cannot move it.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "gateway/internal.h"
@@ -16,19 +20,13 @@
 
 void gw_scan_workers(const struct gw *gw, unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES])
 {
-    memset(counts, 0, sizeof(unsigned) * RM_SHM_MAX_POOLS * RM_PROC_NSTATES);
-    /* Private bounds (taken when the segment was created): never a count
-     * read from shared memory. */
-    const uint32_t n = gw->seg->nprocs;
-    for (uint32_t i = gw->seg->max_gateways; i < n; i++) {
-        const struct rm_sb_entry *e = rm_seg_sb(gw->seg, i);
-        unsigned pool = e->pool; /* read once, then bounds-checked */
-        if (e->role != RM_ROLE_WORKER || pool >= RM_SHM_MAX_POOLS)
-            continue;
-        /* acquire: pairs with the worker's release store of its state */
-        unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
-        if (st < RM_PROC_NSTATES)
-            counts[pool][st]++;
+    /* The master's published counts (ctrl: workers cannot write them):
+     * only processes it knows to be alive, by the state they report. */
+    for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
+        const struct rm_shm_pool *p = rm_seg_pool(gw->seg, i);
+        for (unsigned st = 0; st < RM_PROC_NSTATES; st++)
+            /* relaxed: gauges (layout.h) */
+            counts[i][st] = atomic_load_explicit(&((struct rm_shm_pool *)p)->workers[st], memory_order_relaxed);
     }
 }
 
@@ -46,8 +44,46 @@ const char *gw_pool_not_ready(const struct gw *gw, unsigned i,
     return NULL;
 }
 
+void gw_chan_drain(struct gw *gw)
+{
+    while (gw->chan_fd >= 0) {
+        uint32_t idx;
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {.iov_base = &idx, .iov_len = sizeof idx};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        ssize_t n = recvmsg(gw->chan_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            /* The master is gone (or the channel broke): no more pools. */
+            if (n < 0)
+                rm_err("recvmsg(master channel): %s", strerror(errno));
+            epoll_ctl(gw->epfd, EPOLL_CTL_DEL, gw->chan_fd, NULL);
+            close(gw->chan_fd);
+            gw->chan_fd = -1;
+            return;
+        }
+        int fd = -1;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+            cm->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+        if (n != sizeof idx || fd < 0) {
+            rm_err("master channel: malformed message (%zd bytes, %s descriptor)", n, fd < 0 ? "no" : "a");
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        char err[256];
+        if (rm_seg_pool_map(gw->seg, idx, fd, err, sizeof err) < 0)
+            rm_err("pool %u from the master: %s: not served", idx, err);
+        close(fd);
+    }
+}
+
 void gw_pools_refresh(struct gw *gw)
 {
+    gw_chan_drain(gw);
     unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES];
     gw_scan_workers(gw, counts);
     for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
@@ -63,7 +99,7 @@ void gw_pools_refresh(struct gw *gw)
             continue;
         }
         gp->active = true;
-        if (!gp->valid) {
+        if (!gp->valid && gw->seg->pool[i].base) {
             gp->valid = rm_pool_view_open(gw->seg, i, &gp->view) == 0;
             if (gp->valid) {
                 memcpy(gp->name, p->name, sizeof gp->name);

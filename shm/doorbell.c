@@ -14,7 +14,7 @@ static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct ti
     return syscall(SYS_futex, (uint32_t *)uaddr, op, val, ts, NULL, 0);
 }
 
-void rm_doorbell_ring(struct rm_shm_pool *p)
+void rm_doorbell_ring(struct rm_pool_bell *p)
 {
     /* P1: seq_cst, pairs with W1/W2 in rm_doorbell_wait. */
     atomic_fetch_add_explicit(&p->doorbell, 1, memory_order_seq_cst);
@@ -22,7 +22,7 @@ void rm_doorbell_ring(struct rm_shm_pool *p)
         futex(&p->doorbell, FUTEX_WAKE, 1, NULL);
 }
 
-bool rm_doorbell_wait(struct rm_shm_pool *p, uint64_t timeout_ns,
+bool rm_doorbell_wait(struct rm_pool_bell *p, uint64_t timeout_ns,
                       bool (*ready)(void *), void *arg,
                       _Atomic uint64_t *intent, unsigned pool_index)
 {

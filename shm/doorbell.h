@@ -23,7 +23,7 @@
 #include "shm/layout.h"
 
 /* Producer side: call after the item is published. */
-void rm_doorbell_ring(struct rm_shm_pool *p);
+void rm_doorbell_ring(struct rm_pool_bell *p);
 
 /*
  * Waiter side. ready(arg) re-checks for work after the waiter is counted; if
@@ -31,7 +31,7 @@ void rm_doorbell_ring(struct rm_shm_pool *p);
  * the caller's scoreboard intent word (may be NULL in tests).
  * Returns true if woken or work was found, false on timeout.
  */
-bool rm_doorbell_wait(struct rm_shm_pool *p, uint64_t timeout_ns,
+bool rm_doorbell_wait(struct rm_pool_bell *p, uint64_t timeout_ns,
                       bool (*ready)(void *), void *arg,
                       _Atomic uint64_t *intent, unsigned pool_index);
 

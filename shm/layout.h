@@ -1,24 +1,30 @@
 /*
- * layout.h - the shared-memory segment of ringmaster.
+ * layout.h - the shared memory of ringmaster, split by writer into separate
+ * memfds so that each process maps only what it may touch
+ * (docs/architecture.md, "trust model"):
  *
- *   +---------------------------+ 0
- *   | rm_shm_header             |  magic written last (release), attach checks all
- *   +---------------------------+ hdr.pools_off
- *   | rm_shm_pool [RM_MAX_POOLS]|  pool descriptors (master writes, all read)
- *   +---------------------------+ hdr.sb_off
- *   | rm_sb_entry [nprocs]      |  scoreboard: one cache line per process
- *   +---------------------------+ hdr.stats_off
- *   | rm_gw_stats [G][POOLS]    |  per-gateway, per-pool request counters
- *   | rm_master_stats [POOLS]   |  restarts, retries (master only)
- *   +---------------------------+ hdr.arena_off
- *   | arena: per pool           |  ring, slot state words, slot meta,
- *   |                           |  request areas, response areas
- *   +---------------------------+ hdr.size
+ *   ctrl   rm_shm_header, rm_shm_pool[32] descriptors, rm_master_stats[32]
+ *          written by the master only; everyone else maps it read-only
+ *   sb     rm_sb_entry[nprocs], the scoreboard: gateways 0..G-1, then one
+ *          page-aligned range of RM_SB_PER_POOL entries per pool; each
+ *          process writes its own entry. A worker maps its pool's range only.
+ *   gw     rm_gw_stats[G][32]: each gateway writes its own block; workers do
+ *          not map it
+ *   pool   one per pool:
+ *            guard page
+ *            W (the pool's workers write): bell (doorbell, sleepers), ring,
+ *              slot state words, answer meta, answer areas
+ *            guard page
+ *            R (gateways write, the pool's workers map it read-only):
+ *              request meta, request areas
+ *            guard page
+ *          other pools' workers do not map it at all.
  *
  * Rules (see docs/shm.md):
- *  - No pointers cross processes: only offsets (from the segment base) and
- *    indexes. Every index read from shared memory is bounds-checked by its
- *    reader.
+ *  - No pointers cross processes: only offsets (from the start of their
+ *    memfd) and indexes. Every process keeps private copies of all geometry;
+ *    every index read from memory another process can write is
+ *    bounds-checked by its reader, at the point of use.
  *  - Every field has one writer at a time, named in its comment. Fields that
  *    several processes touch concurrently are C11 atomics, and each access
  *    says its memory order and what it pairs with.
@@ -37,7 +43,8 @@
 #define RM_CACHELINE 64
 #define RM_SHM_MAGIC "RNGMSTR\0"
 #define RM_SHM_MAGIC_LEN 8
-#define RM_SHM_LAYOUT_VERSION 4u
+#define RM_SHM_LAYOUT_VERSION 5u
+#define RM_PAGE 4096u
 
 #define RM_SHM_MAX_POOLS 32
 #define RM_SHM_POOL_NAME 48
@@ -62,18 +69,16 @@ struct rm_shm_header {
     char magic[RM_SHM_MAGIC_LEN];
     uint32_t layout_version;
     uint32_t header_size;        /* sizeof(struct rm_shm_header) */
-    uint64_t size;               /* whole segment, bytes */
+    uint64_t size;               /* the ctrl memfd, bytes */
     int32_t master_pid;
     uint32_t nprocs;             /* scoreboard entries */
     uint64_t birth_mono_ns;      /* CLOCK_MONOTONIC at creation: uptime, detects restarts */
     uint32_t max_pools;          /* RM_SHM_MAX_POOLS */
     uint32_t max_gateways;
-    uint64_t pools_off;
-    uint64_t sb_off;
-    uint64_t gw_stats_off;
-    uint64_t master_stats_off;
-    uint64_t arena_off;
-    uint64_t arena_size;
+    uint64_t pools_off;          /* in ctrl */
+    uint64_t master_stats_off;   /* in ctrl */
+    uint64_t sb_size;            /* the sb memfd, bytes */
+    uint64_t gw_size;            /* the gw memfd, bytes */
     /* Written by the master at run time (single writer), read by ctl and
      * gateways with acquire; pairs with the master's release stores. */
     alignas(RM_CACHELINE) _Atomic uint32_t draining;     /* 1: graceful stop begun */
@@ -121,62 +126,87 @@ enum rm_slot_state {
 };
 
 /*
- * Slot meta: the request's envelope. Written by the owner of the phase:
- *   gateway while FILLING: gw, req_id, accept_ns, deadline_ns, req_len, req_ctype
- *   worker while RUNNING:  run_start_ns, resp_*, error
- *   master while it recovers a slot whose owner is dead: error, resp_len
- * Readers see a phase's fields after an acquire load of the state word that
- * shows the phase ended (pairs with the release CAS that ended it).
+ * A slot's meta, in two parts by writer. Readers see a phase's fields after
+ * an acquire load of the state word that shows the phase ended (pairs with
+ * the release CAS that ended it).
+ *
+ * Request meta (R area: the pool's workers cannot write it): written by the
+ * gateway while FILLING.
  */
-struct rm_slot_meta {
+struct rm_req_meta {
     uint32_t gw;            /* scoreboard index of the gateway that owns the client */
     uint32_t req_len;
     uint64_t req_id;        /* gateway-local request id */
     uint64_t accept_ns;     /* CLOCK_MONOTONIC when it went QUEUED */
     uint64_t deadline_ns;   /* accept + request_timeout */
+    char req_ctype[RM_SHM_CTYPE];
+};
+
+/* Answer meta (W area): written by the worker while RUNNING, by the master
+ * while it recovers a slot whose worker is dead, and reset by the gateway
+ * while FILLING. */
+struct rm_resp_meta {
     uint64_t run_start_ns;  /* worker: when it went RUNNING */
     uint64_t run_end_ns;
     uint32_t resp_len;
     uint16_t resp_status;   /* HTTP status from the handler */
     uint16_t error;         /* nonzero: answer is an error with this HTTP status */
-    char req_ctype[RM_SHM_CTYPE];
     char resp_ctype[RM_SHM_CTYPE];
 };
+
+/* A pool's doorbell (W area): producers bump, sleepers FUTEX_WAIT on it
+ * (doorbell.c). */
+struct rm_pool_bell {
+    alignas(RM_CACHELINE) _Atomic uint32_t doorbell;
+    alignas(RM_CACHELINE) _Atomic uint32_t sleepers;
+};
+static_assert(sizeof(struct rm_pool_bell) == 2 * RM_CACHELINE, "doorbell and sleepers on their own lines");
 
 /* ------------------------------------------------------------------ pools */
 
 struct rm_shm_pool {
     /* Geometry: written by the master once, before the pool's entry is
      * published by the release store of active; never changed afterwards
-     * (a removed pool's entry is never reused). */
+     * (a removed pool's entry is never reused). Offsets are from the start
+     * of the pool's own memfd. */
     char name[RM_SHM_POOL_NAME];
     _Atomic uint32_t active;    /* 1: configured and served; release-stored last */
     uint32_t nslots;            /* queue_depth */
+    uint64_t max_req;           /* max_request_size, exact (413 above it) */
+    uint64_t max_resp;          /* max_response_size, exact */
+    uint64_t req_stride;        /* bytes between request areas (max_req rounded up to 64) */
+    uint64_t resp_stride;
+    uint64_t size;              /* the pool's memfd, bytes */
+    uint64_t w_off, w_size;     /* W area: page-aligned, guard page before and after */
+    uint64_t r_off, r_size;     /* R area: page-aligned, guard page after */
+    uint64_t bell_off;          /* struct rm_pool_bell (W) */
+    uint64_t ring_off;          /* struct rm_ring (W) */
+    uint64_t states_off;        /* _Atomic uint64_t[nslots] (W) */
+    uint64_t resp_meta_off;     /* struct rm_resp_meta[nslots] (W) */
+    uint64_t resp_off;          /* nslots * resp_stride bytes (W, last) */
+    uint64_t req_meta_off;      /* struct rm_req_meta[nslots] (R) */
+    uint64_t req_off;           /* nslots * req_stride bytes (R) */
+    char handler[64];           /* handler spec, for metadata */
     /* Policy a reload may change while the pool serves: atomics, stored by
      * the master (relaxed: each is one value that no other data rides on),
      * loaded relaxed at the point of use. Not geometry: they steer no
      * memory access. */
     _Atomic uint32_t max_attempts;
     _Atomic uint64_t request_timeout_ns;
-    uint64_t max_req;           /* max_request_size, exact (413 above it) */
-    uint64_t max_resp;          /* max_response_size, exact */
-    uint64_t req_stride;        /* bytes between request areas (max_req rounded up to 64) */
-    uint64_t resp_stride;
-    uint64_t ring_off;          /* struct rm_ring */
-    uint64_t states_off;        /* _Atomic uint64_t[nslots] */
-    uint64_t meta_off;          /* struct rm_slot_meta[nslots] */
-    uint64_t req_off;           /* nslots * max_req bytes */
-    uint64_t resp_off;          /* nslots * max_resp bytes */
-    char handler[64];           /* handler spec, for metadata */
     /* Written by the master at run time. */
     _Atomic uint32_t failed;    /* 1: handler init failed permanently */
-    /* Doorbell: producers bump, sleepers FUTEX_WAIT on it (doorbell.c). */
-    alignas(RM_CACHELINE) _Atomic uint32_t doorbell;
-    alignas(RM_CACHELINE) _Atomic uint32_t sleepers;
+    /* Workers of the pool by state, as the master sees them (its own
+     * records of who is alive, and the states they report): what readiness
+     * and /metrics use. relaxed: gauges. */
+    _Atomic uint32_t workers[8];
+    /* Healing (docs/architecture.md): the master bumps heal_epoch (release)
+     * when it finds the pool's memory inconsistent, and clears healing once
+     * the pool is rebuilt. Gateways answer their requests of an older epoch
+     * with 502 and acknowledge (rm_gw_ack). */
+    _Atomic uint32_t heal_epoch;
+    _Atomic uint32_t healing;
 };
-static_assert(offsetof(struct rm_shm_pool, doorbell) % RM_CACHELINE == 0, "doorbell line");
-static_assert(offsetof(struct rm_shm_pool, sleepers) % RM_CACHELINE == 0, "sleepers line");
-static_assert(sizeof(struct rm_shm_pool) % RM_CACHELINE == 0, "pool lines");
+static_assert(sizeof(struct rm_shm_pool) % 8 == 0, "descriptors stay aligned");
 
 /* ------------------------------------------------------------------ scoreboard */
 
@@ -212,7 +242,7 @@ static_assert(RM_RING_MAX_SIZE <= (UINT64_C(1) << 32), "the intent word's slot f
  * Readers (master, gateways, ctl) load with acquire.
  */
 struct rm_sb_entry {
-    alignas(RM_CACHELINE) _Atomic int32_t pid;  /* master: before fork / after reap */
+    alignas(RM_CACHELINE) _Atomic int32_t pid;  /* master: before fork / after reap (preloaded: the worker's CAS) */
     uint8_t role;                  /* master, before fork */
     _Atomic uint8_t state;         /* owner (master before fork / after reap) */
     uint16_t pool;                 /* master, before fork (workers) */
@@ -228,6 +258,16 @@ struct rm_sb_entry {
 };
 #define RM_SBF_DRAIN 1u  /* master asks the process to drain and exit */
 static_assert(sizeof(struct rm_sb_entry) == RM_CACHELINE, "one cache line per process");
+static_assert(RM_PROC_NSTATES <= 8, "rm_shm_pool.workers[] has a counter per state");
+
+/* Scoreboard entries of one pool's workers and preloaders (the master's
+ * range for pool p starts at max_gateways + p * RM_SB_PER_POOL): twice the
+ * most workers + spares a pool may have (a reload's handover runs both
+ * generations), a preloader each, and spare entries; a multiple of the
+ * entries in a page, so that a worker can map its pool's range and nothing
+ * else. */
+#define RM_SB_PER_POOL 576u
+static_assert((RM_SB_PER_POOL * sizeof(struct rm_sb_entry)) % RM_PAGE == 0, "pool ranges are whole pages");
 
 /* ------------------------------------------------------------------ statistics */
 
@@ -252,6 +292,9 @@ struct rm_gw_stats {
     _Atomic uint64_t dur_sum_us;
     _Atomic uint64_t wait_hist[RM_HIST_BUCKETS + 1];
     _Atomic uint64_t wait_sum_us;
+    /* The pool's heal_epoch this gateway has answered every older request
+     * of (release: pairs with the master's acquire load before rebuilding). */
+    _Atomic uint32_t heal_ack;
 };
 
 enum rm_restart_reason {
@@ -268,6 +311,7 @@ enum rm_restart_reason {
 struct rm_master_stats {
     alignas(RM_CACHELINE) _Atomic uint64_t restarts[RM_RESTART_N];
     _Atomic uint64_t retried;       /* requests re-queued after a worker death */
+    _Atomic uint64_t heals;         /* times the pool's memory was found inconsistent and rebuilt */
     _Atomic uint64_t gw_restarts;   /* gateways respawned (pool 0 entry only) */
 };
 

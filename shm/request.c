@@ -23,38 +23,48 @@
 int rm_pool_view_open(const struct rm_seg *seg, unsigned idx, struct rm_pool_view *v)
 {
     memset(v, 0, sizeof *v);
-    if (idx >= RM_SHM_MAX_POOLS)
+    if (idx >= RM_SHM_MAX_POOLS || !seg->pool[idx].base)
         return -1;
     struct rm_shm_pool *p = rm_seg_pool(seg, idx);
     /* One copy, then validate and use only the copy: a descriptor changed
      * between the check and the use cannot get past the check. The copy is
      * of plain fields only (the atomics are not part of the geometry). */
     struct rm_shm_pool copy;
-    memcpy(copy.name, p->name, sizeof copy.name);
+    memset(&copy, 0, sizeof copy);
     copy.nslots = p->nslots;
     copy.max_req = p->max_req;
     copy.max_resp = p->max_resp;
     copy.req_stride = p->req_stride;
     copy.resp_stride = p->resp_stride;
+    copy.size = p->size;
+    copy.w_off = p->w_off;
+    copy.w_size = p->w_size;
+    copy.r_off = p->r_off;
+    copy.r_size = p->r_size;
+    copy.bell_off = p->bell_off;
     copy.ring_off = p->ring_off;
     copy.states_off = p->states_off;
-    copy.meta_off = p->meta_off;
-    copy.req_off = p->req_off;
+    copy.resp_meta_off = p->resp_meta_off;
     copy.resp_off = p->resp_off;
+    copy.req_meta_off = p->req_meta_off;
+    copy.req_off = p->req_off;
     uint32_t cells = rm_ring_size_for(copy.nslots * 2u);
-    if (!rm_pool_geometry_valid(seg, &copy, cells))
+    if (!rm_pool_geometry_valid(seg, idx, &copy, cells))
         return -1;
+    unsigned char *base = seg->pool[idx].base;
     v->desc = p;
+    v->bell = (struct rm_pool_bell *)(base + copy.bell_off);
     v->index = idx;
     v->nslots = copy.nslots;
     v->ring_cells = cells;
     v->max_req = copy.max_req;
     v->max_resp = copy.max_resp;
-    v->ring = (struct rm_ring *)(seg->base + copy.ring_off);
-    v->states = (_Atomic uint64_t *)(seg->base + copy.states_off);
-    v->meta = (struct rm_slot_meta *)(seg->base + copy.meta_off);
-    v->req_base = seg->base + copy.req_off;
-    v->resp_base = seg->base + copy.resp_off;
+    v->ring = (struct rm_ring *)(base + copy.ring_off);
+    v->states = (_Atomic uint64_t *)(base + copy.states_off);
+    v->req_meta = (struct rm_req_meta *)(base + copy.req_meta_off);
+    v->resp_meta = (struct rm_resp_meta *)(base + copy.resp_meta_off);
+    v->req_base = base + copy.req_off;
+    v->resp_base = base + copy.resp_off;
     v->req_stride = copy.req_stride;
     v->resp_stride = copy.resp_stride;
     return 0;
@@ -86,7 +96,8 @@ enum rm_publish rm_req_publish(const struct rm_pool_view *v, uint32_t slot, cons
                                struct rm_req_ticket *t)
 {
     _Atomic uint64_t *word = &v->states[slot];
-    struct rm_slot_meta *m = &v->meta[slot];
+    struct rm_req_meta *m = &v->req_meta[slot];
+    struct rm_resp_meta *rm = &v->resp_meta[slot];
     /* relaxed: a reload's new value is picked up by the next request; no
      * other data rides on it. */
     const uint64_t timeout = atomic_load_explicit(&v->desc->request_timeout_ns, memory_order_relaxed);
@@ -98,12 +109,12 @@ enum rm_publish rm_req_publish(const struct rm_pool_view *v, uint32_t slot, cons
     m->req_id = in->req_id;
     m->accept_ns = in->now_ns;
     m->deadline_ns = (timeout && timeout < UINT64_MAX - in->now_ns) ? in->now_ns + timeout : UINT64_MAX;
-    m->run_start_ns = 0;
-    m->run_end_ns = 0;
-    m->resp_len = 0;
-    m->resp_status = 0;
-    m->error = 0;
-    m->resp_ctype[0] = '\0';
+    rm->run_start_ns = 0;
+    rm->run_end_ns = 0;
+    rm->resp_len = 0;
+    rm->resp_status = 0;
+    rm->error = 0;
+    rm->resp_ctype[0] = '\0';
     m->req_len = (uint32_t)len;
     if (clen)
         memcpy(m->req_ctype, in->ctype, clen);
@@ -122,7 +133,7 @@ enum rm_publish rm_req_publish(const struct rm_pool_view *v, uint32_t slot, cons
         return RM_PUBLISH_LOST; /* only the master changes a FILLING slot, of a dead gateway */
     const uint64_t queued = rm_slot_next(w, RM_SLOT_QUEUED, 0);
     RM_CRASH_POINT();
-    if (rm_ring_enqueue(v->ring, slot) != RM_RING_OK) {
+    if (rm_ring_enqueue_n(v->ring, v->ring_cells, slot) != RM_RING_OK) {
         /* Ring full (of stale duplicates): withdraw, unless a worker took
          * the slot already through a stale entry: then it runs; wait. */
         uint64_t q = queued;
@@ -131,7 +142,7 @@ enum rm_publish rm_req_publish(const struct rm_pool_view *v, uint32_t slot, cons
         return RM_PUBLISH_OK;
     }
     RM_CRASH_POINT();
-    rm_doorbell_ring(v->desc);
+    rm_doorbell_ring(v->bell);
     return RM_PUBLISH_OK;
 }
 
@@ -139,7 +150,7 @@ enum rm_publish rm_req_publish(const struct rm_pool_view *v, uint32_t slot, cons
  * FILLING, before QUEUED; a later request there has another req_id). */
 static bool ours(const struct rm_pool_view *v, const struct rm_req_ticket *t)
 {
-    const struct rm_slot_meta *m = &v->meta[t->slot];
+    const struct rm_req_meta *m = &v->req_meta[t->slot];
     return m->gw == t->gw && m->req_id == t->req_id;
 }
 
@@ -155,7 +166,7 @@ enum rm_poll rm_req_poll(const struct rm_pool_view *v, const struct rm_req_ticke
     for (int tries = 0; tries < 16; tries++) {
         switch (RM_SLOT_STATE(w)) {
         case RM_SLOT_DONE: {
-            const struct rm_slot_meta *m = &v->meta[t->slot];
+            const struct rm_resp_meta *m = &v->resp_meta[t->slot];
             if (!ours(v, t)) {
                 a->lost_state = RM_SLOT_DONE;
                 return RM_POLL_LOST;
@@ -234,19 +245,20 @@ bool rm_req_abandon(const struct rm_pool_view *v, const struct rm_req_ticket *t)
 
 static bool ring_has_work(void *arg)
 {
-    return rm_ring_count(arg) > 0;
+    const struct rm_pool_view *v = arg;
+    return rm_ring_count_n(v->ring, v->ring_cells) > 0;
 }
 
 void rm_req_wait(const struct rm_pool_view *v, struct rm_sb_entry *me, uint64_t timeout_ns)
 {
-    rm_doorbell_wait(v->desc, timeout_ns, ring_has_work, v->ring, me ? &me->intent : NULL, v->index);
+    rm_doorbell_wait(v->bell, timeout_ns, ring_has_work, (void *)v, me ? &me->intent : NULL, v->index);
 }
 
 enum rm_take rm_req_take(const struct rm_pool_view *v, struct rm_sb_entry *me, unsigned me_idx,
                          uint64_t now_ns, struct rm_req_job *job)
 {
     uint32_t s;
-    if (rm_ring_dequeue(v->ring, &s, &me->intent, v->index) != RM_RING_OK)
+    if (rm_ring_dequeue_n(v->ring, v->ring_cells, &s, &me->intent, v->index) != RM_RING_OK)
         return RM_TAKE_EMPTY;
     RM_CRASH_POINT();
     if (s >= v->nslots) {
@@ -280,8 +292,8 @@ enum rm_take rm_req_take(const struct rm_pool_view *v, struct rm_sb_entry *me, u
     atomic_store_explicit(&me->state, RM_PROC_BUSY, memory_order_release);
     RM_CRASH_POINT();
 
-    struct rm_slot_meta *m = &v->meta[s];
-    m->run_start_ns = now_ns;
+    const struct rm_req_meta *m = &v->req_meta[s];
+    v->resp_meta[s].run_start_ns = now_ns;
     uint32_t len = m->req_len; /* read once */
     job->slot = s;
     job->attempt = RM_SLOT_ATTEMPTS(running);
@@ -301,7 +313,7 @@ int rm_req_finish(const struct rm_pool_view *v, struct rm_sb_entry *me, const st
 {
     const uint32_t s = job->slot;
     _Atomic uint64_t *word = &v->states[s];
-    struct rm_slot_meta *m = &v->meta[s];
+    struct rm_resp_meta *m = &v->resp_meta[s];
     const bool fits = res->len <= job->resp_cap;
     const char *ct = res->ctype ? res->ctype : "";
     size_t ctl = strnlen(ct, RM_SHM_CTYPE - 1);
@@ -319,7 +331,7 @@ int rm_req_finish(const struct rm_pool_view *v, struct rm_sb_entry *me, const st
     memcpy(m->resp_ctype, ct, ctl);
     m->resp_ctype[ctl] = '\0';
     m->run_end_ns = now_ns;
-    const uint32_t gw = m->gw; /* written by the gateway while FILLING; checked by the caller */
+    const uint32_t gw = v->req_meta[s].gw; /* written by the gateway while FILLING; checked by the caller */
     RM_CRASH_POINT();
 
     /* RUNNING -> DONE publishes the answer (release in rm_slot_cas); if the

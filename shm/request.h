@@ -44,14 +44,16 @@
  * memory accesses through it.
  */
 struct rm_pool_view {
-    struct rm_shm_pool *desc;  /* doorbell and sleepers (shared words) */
+    struct rm_shm_pool *desc;  /* policy atomics (ctrl: only the master writes) */
+    struct rm_pool_bell *bell; /* doorbell and sleepers (W area) */
     unsigned index;            /* pool index in the segment */
     uint32_t nslots;
     uint32_t ring_cells;
     uint64_t max_req, max_resp;
     struct rm_ring *ring;
     _Atomic uint64_t *states;
-    struct rm_slot_meta *meta;
+    struct rm_req_meta *req_meta;    /* R area: gateways write, workers read */
+    struct rm_resp_meta *resp_meta;  /* W area: workers write, gateways read */
     unsigned char *req_base, *resp_base;
     uint64_t req_stride, resp_stride;
 };

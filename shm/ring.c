@@ -21,9 +21,9 @@
 
 
 
-int rm_ring_enqueue(struct rm_ring *r, uint32_t v)
+int rm_ring_enqueue_n(struct rm_ring *r, uint32_t cells, uint32_t v)
 {
-    const uint32_t mask = r->mask;
+    const uint32_t mask = cells - 1; /* private: see ring.h */
     for (;;) {
         /* Hint only: relaxed. Correctness rests on the cell CAS. */
         uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -62,10 +62,10 @@ int rm_ring_enqueue(struct rm_ring *r, uint32_t v)
     }
 }
 
-int rm_ring_dequeue(struct rm_ring *r, uint32_t *v, _Atomic uint64_t *intent, unsigned pool)
+int rm_ring_dequeue_n(struct rm_ring *r, uint32_t cells, uint32_t *v, _Atomic uint64_t *intent, unsigned pool)
 {
-    const uint32_t mask = r->mask;
-    const uint32_t size = r->size;
+    const uint32_t mask = cells - 1; /* private: see ring.h */
+    const uint32_t size = cells;
     for (;;) {
         /* Hint only: relaxed. Correctness rests on the cell CAS. */
         uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);

@@ -27,8 +27,16 @@ uint32_t rm_ring_size_for(uint32_t n);
 /* Initialise in place (no concurrent users). size: power of two in [2, 2^24]. */
 int rm_ring_init(struct rm_ring *r, uint32_t size);
 
+/*
+ * The operations take the ring's size (cells, a power of two) from the
+ * caller's private copy, never from the ring's own header in shared
+ * memory: a process that scribbles on the header cannot make another index
+ * outside the cells. The plain forms, for code that owns the ring (tests,
+ * benchmarks), read the header.
+ */
+
 /* Put v (<= RM_RING_MAX_VALUE). RM_RING_OK or RM_RING_FULL. Never blocks. */
-int rm_ring_enqueue(struct rm_ring *r, uint32_t v);
+int rm_ring_enqueue_n(struct rm_ring *r, uint32_t cells, uint32_t v);
 
 /*
  * Take the oldest value into *v. RM_RING_OK or RM_RING_EMPTY. Never blocks.
@@ -36,9 +44,22 @@ int rm_ring_enqueue(struct rm_ring *r, uint32_t v);
  * it (release) before the CAS that takes the value, so that a process killed
  * right after the CAS leaves a record of what it held.
  */
-int rm_ring_dequeue(struct rm_ring *r, uint32_t *v, _Atomic uint64_t *intent, unsigned pool);
+int rm_ring_dequeue_n(struct rm_ring *r, uint32_t cells, uint32_t *v, _Atomic uint64_t *intent, unsigned pool);
 
 /* Approximate number of values in the ring (tail - head hints; may lag). */
-uint32_t rm_ring_count(const struct rm_ring *r);
+uint32_t rm_ring_count_n(const struct rm_ring *r, uint32_t cells);
+
+static inline int rm_ring_enqueue(struct rm_ring *r, uint32_t v)
+{
+    return rm_ring_enqueue_n(r, r->size, v);
+}
+static inline int rm_ring_dequeue(struct rm_ring *r, uint32_t *v, _Atomic uint64_t *intent, unsigned pool)
+{
+    return rm_ring_dequeue_n(r, r->size, v, intent, pool);
+}
+static inline uint32_t rm_ring_count(const struct rm_ring *r)
+{
+    return rm_ring_count_n(r, r->size);
+}
 
 #endif

@@ -45,12 +45,12 @@ int rm_ring_init(struct rm_ring *r, uint32_t size)
     return 0;
 }
 
-uint32_t rm_ring_count(const struct rm_ring *r)
+uint32_t rm_ring_count_n(const struct rm_ring *r, uint32_t cells)
 {
     /* relaxed: hints; the count is approximate by contract */
     uint64_t h = atomic_load_explicit(&((struct rm_ring *)r)->head, memory_order_relaxed);
     uint64_t t = atomic_load_explicit(&((struct rm_ring *)r)->tail, memory_order_relaxed);
     if (t <= h)
         return 0;
-    return t - h > r->size ? r->size : (uint32_t)(t - h);
+    return t - h > cells ? cells : (uint32_t)(t - h);
 }

@@ -1,8 +1,10 @@
 /*
- * segment.h - create, attach and validate the shared-memory segment, and
- * find things in it. The master creates it (a memfd) before the first fork;
- * children inherit the mapping; ringmasterctl attaches read-only through
- * /proc/MASTER_PID/fd/N and validates everything before it trusts anything.
+ * segment.h - create, attach, confine and validate ringmaster's shared
+ * memory, and find things in it. The master creates the memfds (ctrl, sb,
+ * gw, and one per pool: layout.h) before the first fork; children inherit
+ * the mappings and then confine themselves to what they may touch
+ * (rm_seg_confine_*); ringmasterctl attaches read-only through the master's
+ * descriptors in /proc and validates everything before it trusts anything.
  */
 #ifndef RM_SEGMENT_H
 #define RM_SEGMENT_H
@@ -13,17 +15,28 @@
 
 #include "shm/layout.h"
 
+/* One memfd and this process's mapping of it. */
+struct rm_seg_map {
+    unsigned char *base;  /* NULL: not mapped in this process */
+    size_t size;
+    int fd;               /* read-write descriptor (master), -1 otherwise */
+    int ro_fd;            /* read-only descriptor, for confining children; -1 when gone */
+};
+
 struct rm_seg {
+    /* ctrl: header, pool descriptors, master counters. */
     unsigned char *base;
     size_t size;
     struct rm_shm_header *hdr;
-    int fd;
-    bool owner;       /* created it (master) */
-    uint64_t arena_used;   /* master only: bump pointer into the arena */
-    /* Private copies of the header's geometry, taken when the segment was
-     * created or validated: a process that scribbles over the shared header
-     * cannot make the accessors below index outside the mapping. */
-    uint64_t pools_off, sb_off, gw_stats_off, master_stats_off;
+    int fd, ro_fd;
+    bool owner;           /* created it (master) */
+    bool confined;        /* a worker's or preloader's view: see rm_seg_confine_worker */
+    struct rm_seg_map sb, gw;
+    struct rm_seg_map pool[RM_SHM_MAX_POOLS];
+    /* Private copies of the geometry, taken when the memory was created or
+     * validated: a process that scribbles over shared memory cannot make
+     * the accessors below index outside a mapping. */
+    uint64_t pools_off, master_stats_off;
     uint32_t nprocs, max_gateways;
 };
 
@@ -37,42 +50,67 @@ struct rm_pool_spec {
     const char *handler;
 };
 
-/* Bytes of arena one pool needs. */
+/* Bytes of the memfd one pool needs (virtual: pages cost memory only when touched). */
 uint64_t rm_pool_bytes(const struct rm_pool_spec *spec);
 
 /*
- * Create a memfd segment for nprocs scoreboard entries and max_gateways
- * gateways, with an arena of arena_size bytes (virtual: pages cost memory
- * only when touched). Returns 0 or -1 with "syscall: strerror" in err.
+ * Create the ctrl, sb and gw memfds for nprocs scoreboard entries, the
+ * first max_gateways of them gateways. Returns 0 or -1 with
+ * "syscall: strerror" in err.
  */
-int rm_seg_create(struct rm_seg *seg, uint32_t nprocs, uint32_t max_gateways,
-                  uint64_t arena_size, char *err, size_t errlen);
+int rm_seg_create(struct rm_seg *seg, uint32_t nprocs, uint32_t max_gateways, char *err, size_t errlen);
 
-/* Publish the header (magic last, release). Call after the pools are added. */
+/* Publish the header (magic last, release). Call after the first pools are added. */
 void rm_seg_publish(struct rm_seg *seg);
 
-/* Carve pool index idx (< RM_SHM_MAX_POOLS, unused) out of the arena and
- * initialise its ring and slots. Master only, before children use it. */
+/* Create pool idx's memfd (< RM_SHM_MAX_POOLS, unused), map it with its
+ * guard pages, initialise its ring and slots and publish its descriptor.
+ * Master only. */
 int rm_seg_pool_add(struct rm_seg *seg, unsigned idx, const struct rm_pool_spec *spec,
                     char *err, size_t errlen);
 
 /*
- * A pool descriptor's geometry is in bounds and consistent (offsets inside
- * the mapping, ring size matching nslots). Readers that do not own the
- * descriptor check it before they index with it: the master before
- * recovery, gateways before serving the pool.
+ * Map pool idx from fd (a gateway given a pool the master created after
+ * the gateway was forked). The descriptor must be active and valid, and the
+ * memfd exactly its size. Takes over nothing: the caller closes fd.
  */
-bool rm_pool_valid(const struct rm_seg *seg, const struct rm_shm_pool *p);
+int rm_seg_pool_map(struct rm_seg *seg, unsigned idx, int fd, char *err, size_t errlen);
 
-/* The same rules for a private copy p of a descriptor whose ring has cells
- * cells (what rm_pool_view_open checks: request.h). */
-bool rm_pool_geometry_valid(const struct rm_seg *seg, const struct rm_shm_pool *p, uint32_t cells);
+/*
+ * A pool descriptor's geometry is in bounds of its mapping and consistent
+ * (rm_pool_view_open checks a private copy the same way).
+ */
+bool rm_pool_valid(const struct rm_seg *seg, unsigned idx, const struct rm_shm_pool *p);
+bool rm_pool_geometry_valid(const struct rm_seg *seg, unsigned idx, const struct rm_shm_pool *p, uint32_t cells);
 
-/* Attach an existing segment from a file (e.g. /proc/PID/fd/N) and validate
- * it. writable=false maps it read-only. */
-int rm_seg_attach(struct rm_seg *seg, const char *path, bool writable, char *err, size_t errlen);
+/*
+ * Confine a child to what it may touch. Call before any code that is not
+ * ringmaster's runs in the process (a handler's init):
+ *  - gateway: ctrl becomes read-only (mapped again from a read-only
+ *    descriptor, so that mprotect cannot make it writable again);
+ *  - worker or preloader of pool: ctrl read-only; of the scoreboard only its
+ *    pool's range (sb entries first_sb .. first_sb + nsb - 1, whole pages;
+ *    nsb 0 keeps the whole scoreboard, for tests);
+ *    the gw memfd and every other pool unmapped; its own pool's R area
+ *    (requests) read-only. Idempotent: a worker forked by a confined
+ *    preloader keeps what the preloader kept.
+ * Both close every memfd descriptor the process inherited. 0 or -1 with the
+ * failing call in err (the process must not go on).
+ */
+int rm_seg_confine_gateway(struct rm_seg *seg, char *err, size_t errlen);
+int rm_seg_confine_worker(struct rm_seg *seg, unsigned pool, uint32_t first_sb, uint32_t nsb,
+                          char *err, size_t errlen);
 
-/* Validate a mapped segment of size bytes: magic, layout version, sizes,
+/* Close every memfd descriptor (children that keep their mappings). */
+void rm_seg_close_fds(struct rm_seg *seg);
+
+/*
+ * Attach the shared memory of the ringmaster master with pid, read-only,
+ * through its descriptors in /proc/PID/fd, and validate all of it.
+ */
+int rm_seg_attach_pid(struct rm_seg *seg, int pid, char *err, size_t errlen);
+
+/* Validate a mapped ctrl memfd of size bytes: magic, layout version, sizes,
  * every offset in bounds. 0 or -1 with the reason in err. */
 int rm_seg_validate(const void *base, size_t size, char *err, size_t errlen);
 
@@ -84,37 +122,43 @@ static inline struct rm_shm_pool *rm_seg_pool(const struct rm_seg *seg, unsigned
 {
     return (struct rm_shm_pool *)(seg->base + seg->pools_off) + i;
 }
+static inline unsigned rm_seg_pool_index(const struct rm_seg *seg, const struct rm_shm_pool *p)
+{
+    return (unsigned)(p - rm_seg_pool(seg, 0));
+}
 static inline struct rm_sb_entry *rm_seg_sb(const struct rm_seg *seg, unsigned i)
 {
-    return (struct rm_sb_entry *)(seg->base + seg->sb_off) + i;
+    return (struct rm_sb_entry *)seg->sb.base + i;
 }
-static inline struct rm_ring *rm_pool_ring(const struct rm_seg *seg, const struct rm_shm_pool *p)
+/* The first scoreboard entry of pool p's range (the master's allocation). */
+static inline uint32_t rm_seg_pool_first_sb(const struct rm_seg *seg, unsigned p)
 {
-    return (struct rm_ring *)(seg->base + p->ring_off);
-}
-static inline _Atomic uint64_t *rm_pool_state(const struct rm_seg *seg, const struct rm_shm_pool *p, uint32_t slot)
-{
-    return (_Atomic uint64_t *)(seg->base + p->states_off) + slot;
-}
-static inline struct rm_slot_meta *rm_pool_meta(const struct rm_seg *seg, const struct rm_shm_pool *p, uint32_t slot)
-{
-    return (struct rm_slot_meta *)(seg->base + p->meta_off) + slot;
-}
-static inline unsigned char *rm_pool_req(const struct rm_seg *seg, const struct rm_shm_pool *p, uint32_t slot)
-{
-    return seg->base + p->req_off + (uint64_t)slot * p->req_stride;
-}
-static inline unsigned char *rm_pool_resp(const struct rm_seg *seg, const struct rm_shm_pool *p, uint32_t slot)
-{
-    return seg->base + p->resp_off + (uint64_t)slot * p->resp_stride;
+    return seg->max_gateways + p * RM_SB_PER_POOL;
 }
 static inline struct rm_gw_stats *rm_seg_gw_stats(const struct rm_seg *seg, unsigned gw, unsigned pool)
 {
-    return (struct rm_gw_stats *)(seg->base + seg->gw_stats_off) + (size_t)gw * RM_SHM_MAX_POOLS + pool;
+    return (struct rm_gw_stats *)seg->gw.base + (size_t)gw * RM_SHM_MAX_POOLS + pool;
 }
 static inline struct rm_master_stats *rm_seg_master_stats(const struct rm_seg *seg, unsigned pool)
 {
     return (struct rm_master_stats *)(seg->base + seg->master_stats_off) + pool;
+}
+/* Inside pool p's memfd (p must be valid: rm_pool_valid or a view). */
+static inline unsigned char *rm_pool_base(const struct rm_seg *seg, const struct rm_shm_pool *p)
+{
+    return seg->pool[rm_seg_pool_index(seg, p)].base;
+}
+static inline struct rm_ring *rm_pool_ring(const struct rm_seg *seg, const struct rm_shm_pool *p)
+{
+    return (struct rm_ring *)(rm_pool_base(seg, p) + p->ring_off);
+}
+static inline struct rm_pool_bell *rm_pool_bell(const struct rm_seg *seg, const struct rm_shm_pool *p)
+{
+    return (struct rm_pool_bell *)(rm_pool_base(seg, p) + p->bell_off);
+}
+static inline _Atomic uint64_t *rm_pool_state(const struct rm_seg *seg, const struct rm_shm_pool *p, uint32_t slot)
+{
+    return (_Atomic uint64_t *)(rm_pool_base(seg, p) + p->states_off) + slot;
 }
 
 #endif

@@ -91,18 +91,17 @@ static int status(const struct rm_config *cfg, int json)
         fprintf(stderr, "ringmasterctl: open %s: %s (is ringmaster running?)\n", path, strerror(errno));
         return 1;
     }
-    int pid = 0, shmfd = -1;
-    int ok = fscanf(f, "%d %d", &pid, &shmfd) == 2;
+    int pid = 0;
+    char extra;
+    int ok = fscanf(f, "%d", &pid) == 1 && fscanf(f, " %c", &extra) != 1;
     fclose(f);
-    if (!ok || pid <= 0 || shmfd < 0) {
-        fprintf(stderr, "ringmasterctl: %s: malformed\n", path);
+    if (!ok || pid <= 0) {
+        fprintf(stderr, "ringmasterctl: %s: malformed (expected one pid)\n", path);
         return 1;
     }
-    char shm[64];
-    snprintf(shm, sizeof shm, "/proc/%d/fd/%d", pid, shmfd);
     struct rm_seg seg;
     char err[512];
-    if (rm_seg_attach(&seg, shm, false, err, sizeof err) < 0) {
+    if (rm_seg_attach_pid(&seg, pid, err, sizeof err) < 0) {
         fprintf(stderr, "ringmasterctl: %s\n", err);
         return 1;
     }

@@ -23,6 +23,7 @@
 #include "supervisor/master.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,23 +133,31 @@ static int make_runtime_dir(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * The pid file holds the pid and nothing else (`kill $(cat FILE)` works).
+ * Written through a temporary name of our own, created exclusively and
+ * never through a symlink (O_EXCL | O_NOFOLLOW), mode 0644 at creation,
+ * then renamed over the old file.
+ */
 static int write_pidfile(char *err, size_t errlen)
 {
-    char path[4096], tmp[4200];
+    char path[4096], tmp[4200], line[32];
     rm_pidfile_path(&M->cfg, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "open %s: %s", tmp, strerror(errno));
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)M->pid);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "open(%s, O_CREAT | O_EXCL | O_NOFOLLOW): %s", tmp, strerror(errno));
         return -1;
     }
-    fprintf(f, "%d %d\n", (int)M->pid, M->seg.fd);
-    if (fclose(f) != 0) {
-        snprintf(err, errlen, "write %s: %s", tmp, strerror(errno));
+    int n = snprintf(line, sizeof line, "%d\n", (int)M->pid);
+    if (write(fd, line, (size_t)n) != n || close(fd) != 0) {
+        snprintf(err, errlen, "write(%s): %s", tmp, strerror(errno));
+        unlink(tmp);
         return -1;
     }
     if (rename(tmp, path) < 0) {
-        snprintf(err, errlen, "rename %s to %s: %s", tmp, path, strerror(errno));
+        snprintf(err, errlen, "rename(%s, %s): %s", tmp, path, strerror(errno));
+        unlink(tmp);
         return -1;
     }
     return 0;
@@ -164,7 +173,7 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
     for (unsigned i = 0; i < NPROCS; i++)
         M->procs[i].pidfd = -1;
     for (unsigned i = 0; i < RM_MAX_GATEWAYS; i++)
-        M->wake_fds[i] = -1;
+        M->wake_fds[i] = M->gw_chan[i] = -1;
     M->generation = 1;
 
     rm_runtime_dir_resolve(&M->cfg);
@@ -193,17 +202,9 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
     if (rm_listen_open(&M->lis, &M->cfg, err, errlen) < 0)
         return -1;
 
-    /* Shared memory: room for the pools now and for pools a reload adds
+    /* Shared memory: ctrl, scoreboard, gateway counters; one memfd per pool
      * (virtual: only touched pages cost memory). */
-    uint64_t need = 0;
-    for (size_t i = 0; i < M->cfg.npools; i++) {
-        const struct rm_pool_config *pc = &M->cfg.pools[i];
-        struct rm_pool_spec spec = {.name = pc->name, .nslots = pc->queue_depth, .max_req = pc->max_request_size,
-                                    .max_resp = pc->max_response_size};
-        need += rm_pool_bytes(&spec);
-    }
-    uint64_t arena = need * 4 + (256ull << 20);
-    if (rm_seg_create(&M->seg, NPROCS, RM_MAX_GATEWAYS, arena, err, errlen) < 0)
+    if (rm_seg_create(&M->seg, NPROCS, RM_MAX_GATEWAYS, err, errlen) < 0)
         return -1;
     for (size_t i = 0; i < M->cfg.npools; i++) {
         if (add_pool(&M->cfg.pools[i], err, errlen) < 0)
@@ -348,6 +349,7 @@ int rm_master_run(const struct rm_config *cfg)
         adopt_tick(now);
         retry_pending();
         check_procs(now);
+        publish_worker_counts();
         if (M->stopping) {
             if (stop_tick(now))
                 break;

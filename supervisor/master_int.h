@@ -24,10 +24,14 @@
 
 #include "core/config.h"
 #include "shm/layout.h"
+#include "shm/request.h"
 #include "shm/segment.h"
 #include "supervisor/listen.h"
 
-#define NPROCS 1088u            /* scoreboard entries: gateways first, then workers */
+/* Scoreboard entries: gateways first, then one range of RM_SB_PER_POOL per
+ * pool (shm/layout.h): a worker maps its pool's range and nothing else. */
+#define NPROCS (RM_MAX_GATEWAYS + RM_SHM_MAX_POOLS * RM_SB_PER_POOL)
+static_assert((RM_MAX_GATEWAYS * sizeof(struct rm_sb_entry)) % RM_PAGE == 0, "pool ranges start on a page");
 static_assert(NPROCS <= RM_SHM_MAX_PROCS, "every scoreboard index fits the slot owner field");
 #define KILL_GRACE_NS (200ull * 1000000u)
 #define EARLY_DEATH_NS (1000ull * 1000000u)
@@ -65,6 +69,7 @@ struct proc {
 struct pool_rt {
     struct rm_pool_config cfg;
     unsigned shm;              /* shm pool index */
+    struct rm_pool_view view;  /* private geometry of its memory (shm/request.h), from creation */
     unsigned target;           /* workers + spares (TTIN/TTOU adjust) */
     uint32_t generation;       /* workers of this generation count toward target */
     unsigned early_deaths;
@@ -110,6 +115,7 @@ struct master {
     struct rm_seg seg;
     struct rm_listeners lis;
     int wake_fds[RM_MAX_GATEWAYS];
+    int gw_chan[RM_MAX_GATEWAYS];  /* master's end of each gateway's channel (new pools' memfds), -1 none */
     int epfd, sigfd, timerfd, ctlfd;
     struct ctl_client ctl[MAX_CTL];
     int ctl_paused;         /* accept failed for lack of fds: re-armed each tick */
@@ -167,16 +173,25 @@ int request_worker(struct pool_rt *pr, unsigned pidx, unsigned sb);
 #define POOL_ANY_ROLE RM_ROLE_NONE
 struct proc *pool_proc_next(unsigned pidx, int role, unsigned *sb);
 #define for_each_pool_proc(pidx, role, sb, p) \
-    for ((sb) = RM_MAX_GATEWAYS; ((p) = pool_proc_next((pidx), (role), &(sb))) != NULL; (sb)++)
+    for ((sb) = pool_first_sb(pidx); ((p) = pool_proc_next((pidx), (role), &(sb))) != NULL; (sb)++)
+/* The scoreboard range of pool pidx: [pool_first_sb, pool_first_sb + RM_SB_PER_POOL). */
+static inline unsigned pool_first_sb(unsigned pidx)
+{
+    return RM_MAX_GATEWAYS + pidx * RM_SB_PER_POOL;
+}
 #define for_each_pool_worker(pidx, sb, p) for_each_pool_proc((pidx), RM_ROLE_WORKER, sb, p)
 
 int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen);
+/* Hand pool k's memfd to every live gateway (pools created after they were forked). */
+void send_pool_to_gateways(unsigned k);
+/* Publish each pool's workers by state in its descriptor (readiness, /metrics). */
+void publish_worker_counts(void);
 void set_pool_cfg(struct pool_rt *pr, const struct rm_pool_config *pc);
 struct pool_rt *pool_by_name(const char *name);
 /* Pool entry k was never used (an index is never reused). */
 int pool_entry_free(unsigned k);
 unsigned count_workers(const struct pool_rt *pr, unsigned pidx, uint32_t gen, int ready_only);
-unsigned free_worker_entry(void);
+unsigned free_worker_entry(unsigned pidx);
 unsigned lowest_free_index(unsigned pidx);
 void drain_proc(unsigned sb);
 void pool_pend_add(unsigned pool, uint32_t slot, uint32_t gen);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -22,7 +23,8 @@
 
 struct proc *pool_proc_next(unsigned pidx, int role, unsigned *sb)
 {
-    for (; *sb < NPROCS; (*sb)++) {
+    const unsigned end = pidx < RM_SHM_MAX_POOLS ? pool_first_sb(pidx) + RM_SB_PER_POOL : 0;
+    for (; *sb < end; (*sb)++) {
         struct proc *p = &M->procs[*sb];
         if ((p->pid || p->reserved) && p->pool == pidx && (role == POOL_ANY_ROLE || p->role == role))
             return p;
@@ -96,6 +98,11 @@ int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen)
     pr->pend_bits = bits;
     pr->pend_gen = gens;
     pr->pend_cap = pc->queue_depth;
+    if (rm_pool_view_open(&M->seg, k, &pr->view) < 0) {
+        snprintf(err, errlen, "pool %s: its new shared memory does not validate", pc->name);
+        return -1; /* cannot happen: we just made it */
+    }
+    send_pool_to_gateways(k);
     return 0;
 }
 
@@ -191,16 +198,12 @@ void check_procs(uint64_t now)
             /* acquire: pairs with the worker's release store of cur_slot
              * (worker.c run_slot). */
             uint32_t s = atomic_load_explicit(&e->cur_slot, memory_order_acquire);
-            const uint32_t qd = M->pools[p->pool].cfg.queue_depth;
-            struct rm_shm_pool *sp = rm_seg_pool(&M->seg, M->pools[p->pool].shm);
-            /* cur_slot and the descriptor are shared memory: the pool's own
-             * queue_depth bounds s, and the descriptor must be valid for
-             * exactly that many slots before its offsets are used. */
-            if (s < qd && rm_pool_valid(&M->seg, sp) && sp->nslots == qd) {
-                uint64_t deadline = rm_pool_meta(&M->seg, sp, s)->deadline_ns;
-                if (now > deadline)
-                    kill_proc(p, RM_RESTART_TIMEOUT, "request past its deadline");
-            }
+            const struct rm_pool_view *v = &M->pools[p->pool].view;
+            /* cur_slot is the worker's word: bounded by the master's private
+             * view. The deadline is in the request meta, which gateways
+             * write and workers cannot. */
+            if (s < v->nslots && now > v->req_meta[s].deadline_ns)
+                kill_proc(p, RM_RESTART_TIMEOUT, "request past its deadline");
             continue;
         }
         if ((st == RM_PROC_READY || st == RM_PROC_DRAINING) && now > hb && now - hb > hb_timeout)
@@ -218,11 +221,62 @@ void check_procs(uint64_t now)
     }
 }
 
+/* ------------------------------------------------------------------ published state */
+
+void publish_worker_counts(void)
+{
+    uint32_t counts[RM_SHM_MAX_POOLS][8];
+    memset(counts, 0, sizeof counts);
+    for (unsigned pidx = 0; pidx < RM_SHM_MAX_POOLS; pidx++) {
+        if (!M->pools[pidx].created)
+            continue;
+        unsigned sb;
+        struct proc *p;
+        /* Only processes the master knows to be alive count, whatever the
+         * scoreboard says; their state is what they report (bounded). */
+        for_each_pool_worker(pidx, sb, p) {
+            if (!p->pid || p->kill_at)
+                continue;
+            /* acquire: pairs with the worker's release stores of its state */
+            unsigned st = atomic_load_explicit(&rm_seg_sb(&M->seg, sb)->state, memory_order_acquire);
+            if (st < RM_PROC_NSTATES)
+                counts[pidx][st]++;
+        }
+        struct rm_shm_pool *sp = rm_seg_pool(&M->seg, pidx);
+        for (unsigned st = 0; st < 8; st++)
+            /* relaxed: gauges (layout.h) */
+            atomic_store_explicit(&sp->workers[st], counts[pidx][st], memory_order_relaxed);
+    }
+}
+
+void send_pool_to_gateways(unsigned k)
+{
+    int fd = M->seg.pool[k].fd;
+    uint32_t msg = k;
+    for (unsigned g = 0; g < RM_MAX_GATEWAYS; g++) {
+        if (M->gw_chan[g] < 0)
+            continue;
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        memset(cbuf, 0, sizeof cbuf);
+        struct iovec iov = {.iov_base = &msg, .iov_len = sizeof msg};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+        if (sendmsg(M->gw_chan[g], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            rm_err("sendmsg(gateway %u channel, pool %s): %s: that gateway cannot serve the pool", g,
+                   M->pools[k].cfg.name, strerror(errno));
+    }
+}
+
 /* ------------------------------------------------------------------ reconcile */
 
-unsigned free_worker_entry(void)
+/* A free entry in pool pidx's range of the scoreboard, or NPROCS. */
+unsigned free_worker_entry(unsigned pidx)
 {
-    for (unsigned sb = RM_MAX_GATEWAYS; sb < NPROCS; sb++)
+    for (unsigned sb = pool_first_sb(pidx); sb < pool_first_sb(pidx) + RM_SB_PER_POOL; sb++)
         if (!M->procs[sb].pid && !M->procs[sb].reserved && !M->procs[sb].poisoned)
             return sb;
     return NPROCS;
@@ -326,9 +380,10 @@ void reconcile(uint64_t now)
         if (pr->cfg.preload && !preloader_ready(pr, i, now))
             continue; /* workers of this pool are forked by its preloader */
         while (count_workers(pr, i, pr->generation, 0) < pr->target && now >= pr->next_spawn_ns) {
-            sb = free_worker_entry();
+            sb = free_worker_entry(i);
             if (sb == NPROCS) {
-                rm_err("scoreboard full (%u entries): cannot start another worker", NPROCS);
+                rm_err("pool %s: its %u scoreboard entries are all in use: cannot start another worker",
+                       pr->cfg.name, RM_SB_PER_POOL);
                 break;
             }
             if ((pr->cfg.preload ? request_worker(pr, i, sb) : spawn(sb, RM_ROLE_WORKER, i, lowest_free_index(i))) < 0)

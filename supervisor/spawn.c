@@ -104,10 +104,11 @@ static void child_setup(const char *role)
     for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++)
         if (M->pools[i].zfd >= 0)
             close(M->pools[i].zfd);
-    /* Children keep the mapping, not the memfd (only ctl reads it, through
-     * the master's descriptor). */
-    close(M->seg.fd);
-    M->seg.fd = -1;
+    for (unsigned i = 0; i < RM_MAX_GATEWAYS; i++)
+        if (M->gw_chan[i] >= 0)
+            close(M->gw_chan[i]);
+    /* The memfds' descriptors stay open until the child confines itself
+     * (rm_seg_confine_*), which closes them: it needs the read-only ones. */
     rm_log_init(role);
 }
 
@@ -197,6 +198,8 @@ static void worker_ctx(struct rm_worker_ctx *w, unsigned sb, unsigned pool, unsi
     w->heartbeat_ns = M->cfg.heartbeat_interval * MS;
     w->pool = M->pools[pool].shm;
     w->sb_index = sb;
+    w->sb_first = pool_first_sb(pool);
+    w->sb_count = RM_SB_PER_POOL;
     w->worker_index = index;
     w->gw_wake_fds = M->wake_fds;
     w->ngw_wake_fds = M->cfg.gateways;
@@ -208,8 +211,8 @@ int spawn(unsigned sb, int role, unsigned pool, unsigned index)
     struct proc *p = &M->procs[sb];
     struct rm_sb_entry *e = prepare_entry(sb, role, pool, index);
     unsigned max_requests = role == RM_ROLE_WORKER ? jittered_max_requests(pool) : 0;
-    int zsv[2] = {-1, -1};
-    if (role == RM_ROLE_PRELOADER &&
+    int zsv[2] = {-1, -1}; /* preloader: its command socket; gateway: its channel for new pools */
+    if ((role == RM_ROLE_PRELOADER || role == RM_ROLE_GATEWAY) &&
         socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, zsv) < 0) {
         rm_err("socketpair: %s", strerror(errno));
         /* release: pairs with readers' acquire loads of state (as above). */
@@ -234,12 +237,13 @@ int spawn(unsigned sb, int role, unsigned pool, unsigned index)
         if (role == RM_ROLE_GATEWAY) {
             snprintf(rolename, sizeof rolename, "gateway %u", index);
             child_setup(rolename);
+            close(zsv[0]);
             drop_identity(&M->cfg.gw_id, rolename);
             rm_proctitle_set("ringmaster: gateway %u", index);
             struct rm_gw_ctx gctx = {
                 .seg = &M->seg, .limits = rm_gw_limits_from(&M->cfg), .index = index,
                 .listen_fds = M->lis.fds, .nlisten = M->lis.n,
-                .wake_fd = M->wake_fds[index], .master_pid = M->pid,
+                .wake_fd = M->wake_fds[index], .chan_fd = zsv[1], .master_pid = M->pid,
             };
             _exit(rm_gateway_main(&gctx));
         }
@@ -265,6 +269,12 @@ int spawn(unsigned sb, int role, unsigned pool, unsigned index)
         struct rm_worker_ctx wctx;
         worker_ctx(&wctx, sb, pool, index);
         _exit(rm_worker_main(&wctx));
+    }
+    if (role == RM_ROLE_GATEWAY) {
+        close(zsv[1]);
+        if (M->gw_chan[index] >= 0)
+            close(M->gw_chan[index]);
+        M->gw_chan[index] = zsv[0];
     }
     if (role == RM_ROLE_PRELOADER) {
         close(zsv[1]);
@@ -555,7 +565,7 @@ int preloader_ready(struct pool_rt *pr, unsigned pidx, uint64_t now)
         ready = p->ready_ns != 0 && pr->zsb == sb && pr->zfd >= 0;
     }
     if (!have && now >= pr->next_spawn_ns) {
-        sb = free_worker_entry();
+        sb = free_worker_entry(pidx);
         if (sb < NPROCS && spawn(sb, RM_ROLE_PRELOADER, pidx, 0) == 0)
             pr->zsb = sb;
     }

@@ -110,10 +110,7 @@ static inline void seg_with_pools(struct rm_seg *seg, uint32_t nprocs, uint32_t 
                                   const struct rm_pool_spec *specs, unsigned npools)
 {
     char err[256] = "";
-    uint64_t arena = 0;
-    for (unsigned i = 0; i < npools; i++)
-        arena += rm_pool_bytes(&specs[i]);
-    int rc = rm_seg_create(seg, nprocs, ngw, arena, err, sizeof err);
+    int rc = rm_seg_create(seg, nprocs, ngw, err, sizeof err);
     if (rc != 0)
         fprintf(stderr, "\nrm_seg_create: %s\n", err);
     CU_ASSERT_FATAL(rc == 0);
@@ -127,6 +124,23 @@ static inline void seg_with_pools(struct rm_seg *seg, uint32_t nprocs, uint32_t 
 }
 
 /* Scoreboard entry idx as the master leaves it before fork. */
+/* What the master publishes in each pool's descriptor (workers by state),
+ * computed here from the scoreboard entries the test set: gateways read
+ * readiness from it. Call after changing a worker's state. */
+static inline void publish_worker_counts(struct rm_seg *seg)
+{
+    uint32_t counts[RM_SHM_MAX_POOLS][8] = {{0}};
+    for (uint32_t i = seg->max_gateways; i < seg->nprocs; i++) {
+        struct rm_sb_entry *e = rm_seg_sb(seg, i);
+        unsigned st = atomic_load(&e->state);
+        if (e->role == RM_ROLE_WORKER && e->pool < RM_SHM_MAX_POOLS && st < 8)
+            counts[e->pool][st]++;
+    }
+    for (unsigned p = 0; p < RM_SHM_MAX_POOLS; p++)
+        for (unsigned st = 0; st < 8; st++)
+            atomic_store(&rm_seg_pool(seg, p)->workers[st], counts[p][st]);
+}
+
 static inline struct rm_sb_entry *sb_set(struct rm_seg *seg, unsigned idx, unsigned role, unsigned pool,
                                          unsigned state)
 {
@@ -137,6 +151,7 @@ static inline struct rm_sb_entry *sb_set(struct rm_seg *seg, unsigned idx, unsig
     atomic_store(&e->flags, 0);
     atomic_store(&e->cur_slot, RM_NO_SLOT);
     atomic_store(&e->state, (uint8_t)state);
+    publish_worker_counts(seg);
     return e;
 }
 

@@ -384,7 +384,7 @@ int main(int argc, char **argv)
     srand(o.seed);
 
     char err[256];
-    if (rm_seg_create(&seg, MAX_PROCS, 1, 64 << 20, err, sizeof err) < 0) {
+    if (rm_seg_create(&seg, MAX_PROCS, (uint32_t)o.producers, err, sizeof err) < 0) {
         fprintf(stderr, "rm_seg_create: %s\n", err);
         return 99;
     }

@@ -117,7 +117,7 @@ static void start_with(const struct opts *o)
         rm_log_init("gateway 0");
         struct rm_gw_ctx ctx = {
             .seg = &seg, .limits = rm_gw_limits_from(&cfg), .index = 0, .listen_fds = &lfd, .nlisten = 1,
-            .wake_fd = wake_fd, .master_pid = master,
+            .wake_fd = wake_fd, .chan_fd = -1, .master_pid = master,
         };
         rm_gateway_main(&ctx);
         _exit(99);
@@ -779,8 +779,10 @@ static void test_infer_right_after_worker_ready_is_served(void)
 {
     start();
     atomic_store(&worker_entry()->state, RM_PROC_STARTING);
+    publish_worker_counts(&seg);
     CU_ASSERT_FATAL(gateway_ticks(1));  /* the gateway's per-tick cache now says: no worker */
     atomic_store(&worker_entry()->state, RM_PROC_READY);
+    publish_worker_counts(&seg);
     struct client *c = client_open();
     client_sends(c, infer("echo", "text/plain", "at once"));
     CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
@@ -795,6 +797,7 @@ static void test_no_ready_worker_or_draining_is_503(void)
     start();
     struct client *c = client_open();
     atomic_store(&worker_entry()->state, RM_PROC_STARTING);
+    publish_worker_counts(&seg);
     CU_ASSERT_FATAL(gateway_ticks(1));  /* readiness for inference is cached per tick */
     client_sends(c, infer("echo", "text/plain", "x"));
     CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
@@ -803,6 +806,7 @@ static void test_no_ready_worker_or_draining_is_503(void)
     CU_ASSERT(json_error_contains(&r1, "worker"));
 
     atomic_store(&worker_entry()->state, RM_PROC_BUSY);
+    publish_worker_counts(&seg);
     CU_ASSERT_FATAL(gateway_ticks(1));
     atomic_store(&seg.hdr->draining, 1);
     client_sends(c, infer("echo", "text/plain", "x"));
@@ -839,6 +843,7 @@ static void test_health_live_and_ready_from_shm(void)
 
     /* answered from shared memory: no worker involved, state read fresh */
     atomic_store(&worker_entry()->state, RM_PROC_STARTING);
+    publish_worker_counts(&seg);
     client_sends(c, get("/v2/health/ready"));
     CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
     CU_ASSERT_EQUAL(r1.status, 503);
@@ -850,6 +855,7 @@ static void test_health_live_and_ready_from_shm(void)
     CU_ASSERT_EQUAL(r1.status, 503);
 
     atomic_store(&worker_entry()->state, RM_PROC_BUSY);
+    publish_worker_counts(&seg);
     client_sends(c, get("/v2/health/ready"));
     CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
     CU_ASSERT_EQUAL(r1.status, 200);

@@ -378,7 +378,7 @@ static void test_dead_worker_leaves_other_workers_slots_alone(void)
 static void test_dead_worker_sleep_intent_uncounts_it_once_and_never_below_zero(void)
 {
     setup(2, 4, 1);
-    struct rm_shm_pool *p = pv[0].desc;
+    struct rm_pool_bell *p = pv[0].bell;
     atomic_store(&p->sleepers, 2);
     atomic_store(&rm_seg_sb(&seg, WK)->intent, RM_INTENT(RM_INTENT_SLEEP, 0, 0));
     struct rm_recovery_result res = recover(WK, RM_ROLE_WORKER, 0, T0);
@@ -558,12 +558,12 @@ static void test_intent_naming_another_pool_or_an_out_of_range_slot_is_ignored(v
         CU_ASSERT_EQUAL(word(1, tq.slot), tq_word);
     }
     /* A sleep intent of another pool does not un-count this pool's sleepers. */
-    atomic_store(&pv[0].desc->sleepers, 1);
-    atomic_store(&pv[1].desc->sleepers, 1);
+    atomic_store(&pv[0].bell->sleepers, 1);
+    atomic_store(&pv[1].bell->sleepers, 1);
     atomic_store(&e->intent, RM_INTENT(RM_INTENT_SLEEP, 1, 0));
     recover(WK, RM_ROLE_WORKER, 0, T0 + S);
-    CU_ASSERT_EQUAL(atomic_load(&pv[0].desc->sleepers), 1);
-    CU_ASSERT_EQUAL(atomic_load(&pv[1].desc->sleepers), 1);
+    CU_ASSERT_EQUAL(atomic_load(&pv[0].bell->sleepers), 1);
+    CU_ASSERT_EQUAL(atomic_load(&pv[1].bell->sleepers), 1);
 }
 
 static void test_out_of_range_entry_or_pool_is_ignored(void)

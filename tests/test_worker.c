@@ -247,7 +247,7 @@ static void test_idle_worker_sleeps_on_the_doorbell_and_heartbeats_every_tick(vo
     fork_worker(WK, "echo", 0);
     CU_ASSERT_FATAL(worker_ready(WK));
     /* Asleep on the futex doorbell, and its intent says so (for recovery). */
-    CU_ASSERT(WAIT_UNTIL(atomic_load(&gv.desc->sleepers) == 1, 2000));
+    CU_ASSERT(WAIT_UNTIL(atomic_load(&gv.bell->sleepers) == 1, 2000));
     CU_ASSERT(WAIT_UNTIL(RM_INTENT_OP(atomic_load(&entry(WK)->intent)) == RM_INTENT_SLEEP, 2000));
     /* The heartbeat moves on, tick after tick, with no request at all. */
     uint64_t h = atomic_load(&entry(WK)->heartbeat_ns);

@@ -12,11 +12,11 @@
 
 #include "shm/crashpoint.h"
 
-int rm_ring_enqueue(struct rm_ring *r, uint32_t v)
+int rm_ring_enqueue_n(struct rm_ring *r, uint32_t cells, uint32_t v)
 {
     for (;;) {
         uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        _Atomic uint64_t *cell = &r->cells[t & r->mask];
+        _Atomic uint64_t *cell = &r->cells[t & (cells - 1)];
         int64_t d = seq_diff(CELL_SEQ(atomic_load_explicit(cell, memory_order_acquire)), t);
         if (d == 0) {
             /* claim ... */
@@ -33,11 +33,11 @@ int rm_ring_enqueue(struct rm_ring *r, uint32_t v)
     }
 }
 
-int rm_ring_dequeue(struct rm_ring *r, uint32_t *v, _Atomic uint64_t *intent, unsigned pool)
+int rm_ring_dequeue_n(struct rm_ring *r, uint32_t cells, uint32_t *v, _Atomic uint64_t *intent, unsigned pool)
 {
     for (;;) {
         uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
-        _Atomic uint64_t *cell = &r->cells[h & r->mask];
+        _Atomic uint64_t *cell = &r->cells[h & (cells - 1)];
         uint64_t w = atomic_load_explicit(cell, memory_order_acquire);
         int64_t d = seq_diff(CELL_SEQ(w), h + 1);
         if (d == 0) {
@@ -48,7 +48,7 @@ int rm_ring_dequeue(struct rm_ring *r, uint32_t *v, _Atomic uint64_t *intent, un
                                                       memory_order_relaxed)) {
                 RM_CRASH_POINT(); /* killed here: the cell is never freed */
                 *v = CELL_VAL(w);
-                atomic_store_explicit(cell, CELL(h + r->size, RM_RING_EMPTY_VALUE), memory_order_release);
+                atomic_store_explicit(cell, CELL(h + cells, RM_RING_EMPTY_VALUE), memory_order_release);
                 return RM_RING_OK;
             }
         } else if (d < 0) {

@@ -85,6 +85,12 @@ int rm_preloader_main(struct rm_preloader_ctx *ctx)
     const struct rm_handler *h = NULL;
     void *dl = NULL, *state = NULL;
     char err[512] = "";
+    /* Before the handler's init: only the pool's memory (the workers it
+     * forks inherit exactly this). */
+    if (rm_seg_confine_worker(w->seg, w->pool, w->sb_first, w->sb_count, err, sizeof err) < 0) {
+        rm_err("pool %s: confining the preloader to its pool's memory: %s", w->pool_name, err);
+        return RM_EXIT_FAILURE;
+    }
     if (rm_handler_resolve(w->handler, &h, &dl, err, sizeof err) < 0) {
         rm_err("pool %s: handler %s: %s", w->pool_name, w->handler, err);
         return RM_EXIT_INIT_FAILED;

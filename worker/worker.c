@@ -108,6 +108,13 @@ int rm_worker_main(const struct rm_worker_ctx *ctx)
     setenv("OMP_THREAD_LIMIT", "1", 0);
     setenv("OMP_NUM_THREADS", "1", 0);
 
+    /* Before any handler code runs: only this pool's memory stays mapped,
+     * its requests read-only, the master's memory read-only. */
+    char cerr[256];
+    if (rm_seg_confine_worker(seg, ctx->pool, ctx->sb_first, ctx->sb_count, cerr, sizeof cerr) < 0) {
+        rm_err("pool %s: confining the worker to its pool's memory: %s", ctx->pool_name, cerr);
+        return RM_EXIT_FAILURE;
+    }
     if (rm_pool_view_open(seg, ctx->pool, &view) < 0) {
         rm_err("pool %s: its shared-memory descriptor is out of bounds: not serving", ctx->pool_name);
         return RM_EXIT_FAILURE;

@@ -20,6 +20,8 @@ struct rm_worker_ctx {
     uint64_t heartbeat_ns;   /* heartbeat_interval: also the idle sleep */
     unsigned pool;           /* shm pool index */
     unsigned sb_index;       /* own scoreboard entry */
+    unsigned sb_first;       /* the pool's scoreboard range: all the worker keeps mapped */
+    unsigned sb_count;       /* (0: the whole scoreboard, for tests) */
     unsigned worker_index;   /* N in "ringmaster: worker POOL N" */
     const int *gw_wake_fds;  /* eventfd per gateway number */
     unsigned ngw_wake_fds;
