@@ -182,6 +182,7 @@ struct gw_pool {
     bool valid;               /* view opened: geometry copied and checked */
     bool said_invalid;        /* logged that the descriptor is out of bounds */
     struct rm_pool_view view; /* private geometry (shm/request.h) */
+    uint32_t epoch;           /* heal_epoch whose requests this gateway holds */
     bool has_worker;          /* a worker READY or BUSY (as of the last tick) */
     char name[RM_SHM_POOL_NAME];
     size_t name_len;
@@ -272,6 +273,9 @@ const char *gw_pool_not_ready(const struct gw *gw, unsigned i,
 void gw_submit(struct gw *gw, struct gw_conn *c);
 void gw_pending_scan(struct gw *gw);
 void gw_pending_abandon(struct gw *gw, struct gw_conn *c);
+/* The pool's memory is being rebuilt (heal): answer every request of it
+ * that waits with 502, touching none of its slots. */
+void gw_pending_fail_pool(struct gw *gw, unsigned pool);
 
 /* stats.c */
 void gw_count(struct gw *gw, unsigned pool, enum rm_outcome o);

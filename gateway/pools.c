@@ -39,6 +39,9 @@ const char *gw_pool_not_ready(const struct gw *gw, unsigned i,
     /* acquire: pairs with the master's release store of failed */
     if (atomic_load_explicit(&p->failed, memory_order_acquire))
         return "failed to load";
+    /* acquire: pairs with the master's release store of healing (heal.c) */
+    if (atomic_load_explicit(&((struct rm_shm_pool *)p)->healing, memory_order_acquire))
+        return "restarting: a worker corrupted its memory";
     if (counts[i][RM_PROC_READY] + counts[i][RM_PROC_BUSY] == 0)
         return "no ready worker";
     return NULL;
@@ -102,6 +105,8 @@ void gw_pools_refresh(struct gw *gw)
         if (!gp->valid && gw->seg->pool[i].base) {
             gp->valid = rm_pool_view_open(gw->seg, i, &gp->view) == 0;
             if (gp->valid) {
+                /* acquire: pairs with the master's release store (heal.c) */
+                gp->epoch = atomic_load_explicit(&p->heal_epoch, memory_order_acquire);
                 memcpy(gp->name, p->name, sizeof gp->name);
                 gp->name[sizeof gp->name - 1] = '\0';
                 gp->name_len = strlen(gp->name);
@@ -111,6 +116,19 @@ void gw_pools_refresh(struct gw *gw)
             }
         }
         gp->has_worker = counts[i][RM_PROC_READY] + counts[i][RM_PROC_BUSY] > 0;
+        if (!gp->valid)
+            continue;
+        /* The master is rebuilding the pool's memory (heal.c): let go of
+         * every request of the old epoch, then say so. acquire: pairs with
+         * the master's release store of heal_epoch. */
+        uint32_t e = atomic_load_explicit(&p->heal_epoch, memory_order_acquire);
+        if (e != gp->epoch) {
+            gw_pending_fail_pool(gw, i);
+            gp->epoch = e;
+        }
+        /* release: pairs with the master's acquire load: our requests of
+         * older epochs are answered and their slots untouched from now on. */
+        atomic_store_explicit(&rm_seg_gw_stats(gw->seg, gw->index, i)->heal_ack, e, memory_order_release);
     }
 }
 

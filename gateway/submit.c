@@ -93,6 +93,12 @@ void gw_submit(struct gw *gw, struct gw_conn *c)
         reject(gw, c, pi, "model failed to load");
         return;
     }
+    /* acquire: pairs with the master's release stores (heal.c) */
+    if (atomic_load_explicit(&p->healing, memory_order_acquire) ||
+        atomic_load_explicit(&p->heal_epoch, memory_order_acquire) != gp->epoch) {
+        reject(gw, c, pi, "model restarting: a worker corrupted its memory");
+        return;
+    }
     if (!gp->has_worker && !gw_pool_has_worker_now(gw, pi)) {
         reject(gw, c, pi, "no ready worker");
         return;
@@ -189,6 +195,11 @@ static bool check_one(struct gw *gw, struct gw_conn *c)
         return true;
     }
     struct gw_pool *gp = &gw->pools[pi];
+    /* relaxed: a pool being rebuilt is answered by gw_pending_fail_pool on
+     * the tick (which loads with acquire); until then, its slots are not
+     * looked at. */
+    if (atomic_load_explicit(&gp->view.desc->heal_epoch, memory_order_relaxed) != gp->epoch)
+        return false;
     struct rm_req_answer a;
     switch (rm_req_poll(&gp->view, &c->ticket, gw->now, GW_STUCK_GRACE_NS, &a)) {
     case RM_POLL_WAIT:
@@ -231,6 +242,20 @@ void gw_pending_scan(struct gw *gw)
          * the list, behind us, and closing c touches no other entry. */
         if (check_one(gw, c))
             gw_conn_run(gw, c);
+        c = next;
+    }
+}
+
+void gw_pending_fail_pool(struct gw *gw, unsigned pool)
+{
+    gw->now = rm_now_ns();
+    struct gw_conn *c = gw->pending;
+    while (c) {
+        struct gw_conn *next = c->pnext;
+        if ((unsigned)c->pool == pool) {
+            end_with_error(gw, c, 502, "model restarted: a worker corrupted its memory", RM_OUT_CRASHED);
+            gw_conn_run(gw, c);
+        }
         c = next;
     }
 }

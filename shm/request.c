@@ -270,7 +270,9 @@ enum rm_take rm_req_take(const struct rm_pool_view *v, struct rm_sb_entry *me, u
     _Atomic uint64_t *word = &v->states[s];
     uint64_t w = rm_slot_load(word); /* acquire: pairs with the gateway's QUEUED CAS */
     bool claimed = false;
-    while (RM_SLOT_STATE(w) == RM_SLOT_QUEUED) {
+    /* Bounded, as every loop on a shared word: a scribbler flipping it
+     * cannot hold us (the master heals the pool). */
+    for (int tries = 0; tries < 64 && RM_SLOT_STATE(w) == RM_SLOT_QUEUED; tries++) {
         /* acquire (acq_rel): meta and body of the gateway's fill are visible. */
         if (rm_slot_cas(word, &w, RM_SLOT_RUNNING, RM_OWNER(me_idx)) == 1) {
             claimed = true;
@@ -338,7 +340,7 @@ int rm_req_finish(const struct rm_pool_view *v, struct rm_sb_entry *me, const st
      * client went away meanwhile (ABORTED), free the slot instead. */
     int wake = RM_FINISH_TAKEN;
     uint64_t cur = rm_slot_load(word); /* acquire: pairs with the gateway's ABORTED CAS */
-    for (;;) {
+    for (int tries = 0; tries < 64; tries++) {
         unsigned st = RM_SLOT_STATE(cur);
         if (st == RM_SLOT_RUNNING) {
             if (rm_slot_cas(word, &cur, RM_SLOT_DONE, 0) == 1) {

@@ -17,14 +17,22 @@
 
 #include "shm/crashpoint.h"
 
-
-
+/*
+ * Every loop below ends: each turn either finishes, or helps a lagging
+ * hint by one, or sees the ring full/empty. A legitimate hint lags by at
+ * most the number of processes that died between their cell CAS and the
+ * hint CAS; a hint a scribbler moved far away could make a turn count in
+ * the billions. Past RING_TRIES turns the operation gives up as FULL or
+ * EMPTY, so that no caller (a gateway serving every pool, the master) can
+ * be held by one pool's corrupted ring; the master heals that pool.
+ */
+#define RING_TRIES (1u << 20)
 
 
 int rm_ring_enqueue_n(struct rm_ring *r, uint32_t cells, uint32_t v)
 {
     const uint32_t mask = cells - 1; /* private: see ring.h */
-    for (;;) {
+    for (uint32_t turn = 0; turn < RING_TRIES; turn++) {
         /* Hint only: relaxed. Correctness rests on the cell CAS. */
         uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
         _Atomic uint64_t *cell = &r->cells[t & mask];
@@ -60,13 +68,14 @@ int rm_ring_enqueue_n(struct rm_ring *r, uint32_t cells, uint32_t v)
                 return RM_RING_FULL;
         }
     }
+    return RM_RING_FULL;
 }
 
 int rm_ring_dequeue_n(struct rm_ring *r, uint32_t cells, uint32_t *v, _Atomic uint64_t *intent, unsigned pool)
 {
     const uint32_t mask = cells - 1; /* private: see ring.h */
     const uint32_t size = cells;
-    for (;;) {
+    for (uint32_t turn = 0; turn < RING_TRIES; turn++) {
         /* Hint only: relaxed. Correctness rests on the cell CAS. */
         uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
         _Atomic uint64_t *cell = &r->cells[h & mask];
@@ -107,5 +116,6 @@ int rm_ring_dequeue_n(struct rm_ring *r, uint32_t cells, uint32_t *v, _Atomic ui
                 return RM_RING_EMPTY;
         }
     }
+    return RM_RING_EMPTY;
 }
 

@@ -350,6 +350,7 @@ int rm_master_run(const struct rm_config *cfg)
         retry_pending();
         check_procs(now);
         publish_worker_counts();
+        heal_tick(now);
         if (M->stopping) {
             if (stop_tick(now))
                 break;

@@ -63,6 +63,7 @@ struct proc {
     uint64_t max_requests;/* jittered recycle limit, 0 never */
     int reserved;         /* preload pools: entry reserved, worker being forked by the preloader */
     uint64_t reserved_at;
+    int heal_killed;      /* killed because its pool's memory is rebuilt: no recovery, no backoff */
     int poisoned;         /* reservation given up (pid word tombstoned): never reused */
 };
 
@@ -99,6 +100,15 @@ struct pool_rt {
     uint64_t *pend_bits;       /* bit s: slot s is pending */
     uint32_t *pend_gen;        /* [s]: the generation it was pending with */
     uint32_t pend_cap;         /* slots the two arrays cover (queue_depth) */
+    /* Healing (heal.c): what the master last saw of each slot and since
+     * when, and the state of a rebuild under way. */
+    uint64_t *seen_word;       /* [s]: the state word last seen */
+    uint64_t *seen_since;      /* [s]: when it was first seen */
+    uint64_t ready_since;      /* a worker READY continuously since (0: none now) */
+    uint64_t next_check_ns;
+    int healing;               /* 1: its workers are being killed, gateways asked to let go */
+    uint64_t heal_started;
+    uint32_t epoch;            /* the heal_epoch published in its descriptor */
     unsigned npend;            /* bits set */
 };
 
@@ -237,5 +247,13 @@ void systemd_tick(uint64_t now);
 /* ------------------------------------------------------------------ master.c */
 
 void begin_stop(int immediate);
+
+/* ------------------------------------------------------------------ heal.c */
+
+/* Look for pools whose shared memory is inconsistent and heal them; drive
+ * rebuilds under way. Once per loop turn. */
+void heal_tick(uint64_t now);
+/* Why pool pidx's memory is inconsistent, or NULL (exposed for tests). */
+const char *heal_check(unsigned pidx, uint64_t now, char *buf, size_t len);
 
 #endif

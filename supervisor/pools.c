@@ -73,15 +73,21 @@ int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen)
     /* Room to keep every slot of the pool pending (see struct pool_rt). */
     uint64_t *bits = calloc((pc->queue_depth + 63u) / 64u, sizeof *bits);
     uint32_t *gens = calloc(pc->queue_depth, sizeof *gens);
-    if (!bits || !gens) {
+    uint64_t *seen = calloc(pc->queue_depth, sizeof *seen);
+    uint64_t *since = calloc(pc->queue_depth, sizeof *since);
+    if (!bits || !gens || !seen || !since) {
         snprintf(err, errlen, "pool %s: calloc: %s", pc->name, strerror(errno));
         free(bits);
         free(gens);
+        free(seen);
+        free(since);
         return -1;
     }
     if (rm_seg_pool_add(&M->seg, k, &spec, err, errlen) < 0) {
         free(bits);
         free(gens);
+        free(seen);
+        free(since);
         return -1;
     }
     struct pool_rt *pr = &M->pools[k];
@@ -98,6 +104,8 @@ int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen)
     pr->pend_bits = bits;
     pr->pend_gen = gens;
     pr->pend_cap = pc->queue_depth;
+    pr->seen_word = seen;
+    pr->seen_since = since;
     if (rm_pool_view_open(&M->seg, k, &pr->view) < 0) {
         snprintf(err, errlen, "pool %s: its new shared memory does not validate", pc->name);
         return -1; /* cannot happen: we just made it */
@@ -375,8 +383,8 @@ void reconcile(uint64_t now)
             remove_tick(pr, i);
             continue;
         }
-        if (!pr->in_use || pr->failed)
-            continue;
+        if (!pr->in_use || pr->failed || pr->healing)
+            continue; /* a pool being rebuilt gets fresh workers once it is (heal.c) */
         if (pr->cfg.preload && !preloader_ready(pr, i, now))
             continue; /* workers of this pool are forked by its preloader */
         while (count_workers(pr, i, pr->generation, 0) < pr->target && now >= pr->next_spawn_ns) {
@@ -426,6 +434,10 @@ int all_pools_ready(char *why, size_t len)
             continue;
         if (pr->failed) {
             snprintf(why, len, "pool %s failed", pr->cfg.name);
+            return 0;
+        }
+        if (pr->healing) {
+            snprintf(why, len, "pool %s is being rebuilt", pr->cfg.name);
             return 0;
         }
         unsigned n = 0, sb;

@@ -362,6 +362,8 @@ static uint64_t backoff_delay(unsigned n)
 static void worker_died(struct proc *p, struct pool_rt *pr, int reason, int clean, int init_failed,
                         uint64_t lived, uint64_t now)
 {
+    if (p->heal_killed)
+        return; /* the pool is being rebuilt: its fresh workers start at once (heal.c) */
     if (!p->retiring && !M->stopping) {
         /* relaxed: a statistics counter (single writer, the master); gateways'
          * metrics read it relaxed. */
@@ -421,7 +423,11 @@ static void on_death(unsigned sb, int status)
         .notify_gateway = on_notify_gateway, .pending = on_pending, .requeued = on_requeued,
     };
     struct rm_recovery_result res;
-    rm_recover_process(&M->seg, sb, (unsigned)p->role, p->pool, now, &ops, &res);
+    /* A pool being rebuilt (heal.c) is not recovered: its memory is
+     * suspect and about to be reset; only the entry is marked dead. */
+    bool healing = p->heal_killed || (p->pool < RM_SHM_MAX_POOLS && M->pools[p->pool].healing &&
+                                      (p->role == RM_ROLE_WORKER || p->role == RM_ROLE_PRELOADER));
+    rm_recover_process(&M->seg, sb, healing ? RM_ROLE_NONE : (unsigned)p->role, p->pool, now, &ops, &res);
 
     int clean = WIFEXITED(status) && (WEXITSTATUS(status) == RM_EXIT_OK);
     int init_failed = WIFEXITED(status) && WEXITSTATUS(status) == RM_EXIT_INIT_FAILED;
