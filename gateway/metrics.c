@@ -187,6 +187,16 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
         gw_buf_put(b, "\n", 1);
     }
 
+    family(b, "ringmaster_pool_heals_total", "counter",
+           "Times a pool's shared memory was found corrupted (by a worker) and rebuilt.");
+    for (unsigned k = 0; k < np; k++) {
+        struct rm_master_stats *ms = rm_seg_master_stats(seg, pools[k]);
+        series(b, "ringmaster_pool_heals_total", gw->pools[pools[k]].name, NULL, NULL);
+        /* relaxed: a counter */
+        gw_buf_put_u64(b, atomic_load_explicit(&ms->heals, memory_order_relaxed));
+        gw_buf_put(b, "\n", 1);
+    }
+
     family(b, "ringmaster_gateway_restarts_total", "counter", "Gateway processes respawned.");
     gw_buf_puts(b, "ringmaster_gateway_restarts_total ");
     /* relaxed: a counter */

@@ -133,6 +133,8 @@ class Isolation(ServerTestCase):
         log = srv.log()
         self.assertIn("pool attacker: its shared memory is inconsistent", log)
         self.assertNotIn("pool victim: its shared memory", log)
+        self.assertGreaterEqual(srv.metric("ringmaster_pool_heals_total", pool="attacker"), 1)
+        self.assertEqual(srv.metric("ringmaster_pool_heals_total", pool="victim"), 0)
 
     def test_zeroing_every_writable_mapping(self):
         self.run_attack("zero")
