@@ -34,7 +34,14 @@
 extern "C" {
 #endif
 
-#define RM_HANDLER_ABI_VERSION 1u
+/*
+ * ABI versions: 2 (this header) added, at the end of the structs,
+ * rm_handler_config.config_dir and .log, and rm_handler.atfork. A handler
+ * built against version 1 still loads: ringmaster reads only the fields
+ * version 1 had from its descriptor.
+ */
+#define RM_HANDLER_ABI_VERSION 2u
+#define RM_HANDLER_ABI_MIN 1u
 #define RM_HANDLER_SYMBOL "ringmaster_handler"
 
 /* init() return value for a permanent failure (bad model path, ...). */
@@ -46,11 +53,21 @@ struct rm_handler_kv {
     const char *value;
 };
 
+/* Log levels for rm_handler_config.log (syslog's). */
+#define RM_LOG_LEVEL_ERR 3
+#define RM_LOG_LEVEL_WARNING 4
+#define RM_LOG_LEVEL_INFO 6
+#define RM_LOG_LEVEL_DEBUG 7
+
 struct rm_handler_config {
     const char *pool;                  /* pool name, e.g. "ocr" */
     unsigned worker_index;             /* 0..workers-1 (spares count on) */
     const struct rm_handler_kv *kv;    /* pool keys for the handler */
     size_t nkv;
+    /* ABI 2 */
+    const char *config_dir;            /* folder of the configuration file: relative paths start here */
+    /* One line in ringmaster's log, from this worker ("worker POOL N"). */
+    void (*log)(int level, const char *msg);
 };
 
 /* Value of a handler key, or def when the pool section does not set it. */
@@ -111,7 +128,16 @@ struct rm_handler {
     int (*process)(void *state, const struct rm_request *req,
                    struct rm_response *resp);
     void (*fini)(void *state);
+    /* ABI 2, may be NULL. With preload = yes the model is loaded once in a
+     * preloader that fork()s the workers: called with RM_FORK_PREPARE just
+     * before each fork in the preloader, RM_FORK_PARENT after it there, and
+     * RM_FORK_CHILD first thing in the new worker (an embedded interpreter
+     * resets its locks here). */
+    void (*atfork)(void *state, int phase);
 };
+#define RM_FORK_PREPARE 0
+#define RM_FORK_PARENT 1
+#define RM_FORK_CHILD 2
 
 typedef const struct rm_handler *(*rm_handler_entry_fn)(void);
 

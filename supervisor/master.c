@@ -23,6 +23,7 @@
 #include "supervisor/master.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -177,6 +178,19 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
     M->generation = 1;
 
     rm_runtime_dir_resolve(&M->cfg);
+    /* Handlers resolve relative paths (python_path, model files) against
+     * the configuration file's folder, wherever ringmaster was started. */
+    char abs[PATH_MAX];
+    if (realpath(M->cfg.path, abs)) {
+        char *slash = strrchr(abs, '/');
+        if (slash == abs)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        snprintf(M->config_dir, sizeof M->config_dir, "%s", abs);
+    } else {
+        snprintf(M->config_dir, sizeof M->config_dir, ".");
+    }
     if (make_runtime_dir(M->cfg.runtime_dir, err, errlen) < 0)
         return -1;
     /* Workers forked by a preloader are re-parented to us, not to init. */

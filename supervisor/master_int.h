@@ -122,6 +122,7 @@ struct ctl_client {
 
 struct master {
     struct rm_config cfg;
+    char config_dir[4096];     /* folder of cfg.path (relative paths in it start here) */
     struct rm_seg seg;
     struct rm_listeners lis;
     int wake_fds[RM_MAX_GATEWAYS];

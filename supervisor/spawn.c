@@ -193,6 +193,7 @@ static void worker_ctx(struct rm_worker_ctx *w, unsigned sb, unsigned pool, unsi
     w->seg = &M->seg;
     w->pool_name = M->pools[pool].cfg.name;
     w->handler = M->pools[pool].cfg.handler;
+    w->config_dir = M->config_dir;
     w->kv = M->pools[pool].cfg.kv;
     w->nkv = M->pools[pool].cfg.nkv;
     w->heartbeat_ns = M->cfg.heartbeat_interval * MS;

@@ -64,6 +64,7 @@ static const char *so_path(const char *env, const char *def)
 
 #define EXAMPLE_SO so_path("RM_EXAMPLE_SO", "tests/handlers/example_upper.so")
 #define BAD_ABI_SO so_path("RM_BAD_ABI_SO", "tests/handlers/bad_abi.so")
+#define ABI_V1_SO so_path("RM_ABI_V1_SO", "tests/handlers/abi_v1.so")
 
 /* ------------------------------------------------------------ fork helpers */
 
@@ -434,10 +435,27 @@ static void test_resolve_abi_mismatch_rejected(void)
     CU_ASSERT_EQUAL(rm_handler_resolve(path, &h, &dl, err, sizeof err), -1);
     CU_ASSERT_PTR_NULL(h);
     CU_ASSERT_PTR_NULL(dl);
-    if (!strstr(err, "abi_version 999, expected 1"))
+    if (!strstr(err, "abi_version 999, expected 1 to 2"))
         fprintf(stderr, "\n  got: %s\n", err);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "abi_version 999, expected 1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "abi_version 999, expected 1 to 2"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+}
+
+static void test_abi_version_1_handler_loads_without_reading_past_its_descriptor(void)
+{
+    char err[512] = "";
+    const struct rm_handler *h = NULL;
+    void *dl = NULL;
+    CU_ASSERT_EQUAL_FATAL(rm_handler_resolve(ABI_V1_SO, &h, &dl, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(h->abi_version, 1);
+    CU_ASSERT_PTR_NULL(h->atfork); /* its descriptor ends before atfork (poison follows) */
+    char buf[64];
+    struct rm_request req = {.body = "hi", .body_len = 2, .content_type = "", .attempt = 1};
+    struct rm_response resp = {.status = 200, .body = buf, .body_cap = sizeof buf};
+    CU_ASSERT_EQUAL(h->process(NULL, &req, &resp), 0);
+    CU_ASSERT_EQUAL(resp.body_len, 5);
+    CU_ASSERT_EQUAL(memcmp(buf, "v1:hi", 5), 0);
+    rm_handler_unload(dl);
 }
 
 static void test_resolve_so_without_entry_symbol_names_dlsym(void)
@@ -507,6 +525,7 @@ static const rm_test tests[] = {
     RM_TEST(test_example_so_prefix_key_is_prepended),
     RM_TEST(test_resolve_missing_so_names_dlerror),
     RM_TEST(test_resolve_abi_mismatch_rejected),
+    RM_TEST(test_abi_version_1_handler_loads_without_reading_past_its_descriptor),
     RM_TEST(test_resolve_so_without_entry_symbol_names_dlsym),
     RM_TEST(test_check_validates_without_init),
     { 0 },

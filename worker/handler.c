@@ -4,6 +4,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,9 @@ static const struct rm_handler *const builtins[] = {
     &rm_handler_chaos,
 #ifdef RM_HAVE_OCR
     &rm_handler_ocr,
+#endif
+#ifdef RM_HAVE_PYTHON
+    &rm_handler_python,
 #endif
 };
 
@@ -130,14 +134,23 @@ static int load_shared(const char *path, const struct rm_handler **out,
         dlclose(dl);
         return -1;
     }
-    if (h->abi_version != RM_HANDLER_ABI_VERSION) {
+    if (h->abi_version < RM_HANDLER_ABI_MIN || h->abi_version > RM_HANDLER_ABI_VERSION) {
         set_err(err, errlen,
-                "%s(): abi_version %u, expected %u in %s (rebuild the handler "
+                "%s(): abi_version %u, expected %u to %u in %s (rebuild the handler "
                 "against this ringmaster's ringmaster_handler.h)",
-                RM_HANDLER_SYMBOL, (unsigned)h->abi_version,
+                RM_HANDLER_SYMBOL, (unsigned)h->abi_version, (unsigned)RM_HANDLER_ABI_MIN,
                 (unsigned)RM_HANDLER_ABI_VERSION, path);
         dlclose(dl);
         return -1;
+    }
+    if (h->abi_version < 2) {
+        /* A version 1 descriptor ends before atfork: never read past it.
+         * This process's own copy, with the newer fields NULL (one handler
+         * per worker process). */
+        static struct rm_handler v1;
+        memset(&v1, 0, sizeof v1);
+        memcpy(&v1, h, offsetof(struct rm_handler, atfork));
+        h = &v1;
     }
     if (!h->process) {
         set_err(err, errlen, "%s(): descriptor has no process() in %s",

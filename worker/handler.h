@@ -32,6 +32,9 @@ extern const struct rm_handler rm_handler_chaos;
 #ifdef RM_HAVE_OCR
 extern const struct rm_handler rm_handler_ocr;
 #endif
+#ifdef RM_HAVE_PYTHON
+extern const struct rm_handler rm_handler_python;
+#endif
 
 /*
  * Resolve spec to a handler descriptor. On success *out points to it and

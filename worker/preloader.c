@@ -84,7 +84,7 @@ int rm_preloader_main(struct rm_preloader_ctx *ctx)
 
     const struct rm_handler *h = NULL;
     void *dl = NULL, *state = NULL;
-    char err[512] = "";
+    char err[RM_HANDLER_ERR_MAX] = "";
     /* Before the handler's init: only the pool's memory (the workers it
      * forks inherit exactly this). */
     if (rm_seg_confine_worker(w->seg, w->pool, w->sb_first, w->sb_count, err, sizeof err) < 0) {
@@ -95,9 +95,9 @@ int rm_preloader_main(struct rm_preloader_ctx *ctx)
         rm_err("pool %s: handler %s: %s", w->pool_name, w->handler, err);
         return RM_EXIT_INIT_FAILED;
     }
-    struct rm_handler_config hc = {
-        .pool = w->pool_name, .worker_index = 0, .kv = w->kv, .nkv = w->nkv,
-    };
+    struct rm_handler_config hc;
+    rm_worker_handler_config(w, &hc);
+    hc.worker_index = 0;
     if (h->init && h->init(&state, &hc, err, sizeof err) != 0) {
         rm_err("pool %s: handler %s init failed: %s", w->pool_name, h->name, err[0] ? err : "no reason given");
         return RM_EXIT_INIT_FAILED;
@@ -130,17 +130,26 @@ int rm_preloader_main(struct rm_preloader_ctx *ctx)
         if (req.sb >= w->seg->nprocs)
             continue; /* bounds-checked like any index from outside */
         fflush(NULL);
+        if (h->atfork)
+            h->atfork(state, RM_FORK_PREPARE);
         pid_t mid = fork();
         if (mid < 0) {
             rm_err("fork: %s", strerror(errno));
+            if (h->atfork)
+                h->atfork(state, RM_FORK_PARENT);
             continue;
         }
         if (mid == 0) {
             pid_t wk = fork();
-            if (wk == 0)
+            if (wk == 0) {
+                if (h->atfork)
+                    h->atfork(state, RM_FORK_CHILD);
                 become_worker(ctx, &req, h, state);
+            }
             _exit(wk < 0 ? 1 : 0);
         }
+        if (h->atfork)
+            h->atfork(state, RM_FORK_PARENT);
         while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
             ;
     }

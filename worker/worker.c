@@ -87,6 +87,28 @@ static void run_job(const struct rm_worker_ctx *ctx, const struct rm_handler *h,
                 ctx->pool_name);
 }
 
+/* rm_handler_config.log: a handler's line in ringmaster's log. */
+static void handler_log(int level, const char *msg)
+{
+    if (level < RM_LOG_ERR)
+        level = RM_LOG_ERR;
+    if (level > RM_LOG_DEBUG)
+        level = RM_LOG_DEBUG;
+    rm_log((enum rm_log_level)level, "%s", msg ? msg : "");
+}
+
+void rm_worker_handler_config(const struct rm_worker_ctx *ctx, struct rm_handler_config *hc)
+{
+    *hc = (struct rm_handler_config){
+        .pool = ctx->pool_name,
+        .worker_index = ctx->worker_index,
+        .kv = ctx->kv,
+        .nkv = ctx->nkv,
+        .config_dir = ctx->config_dir ? ctx->config_dir : ".",
+        .log = handler_log,
+    };
+}
+
 int rm_worker_main(const struct rm_worker_ctx *ctx)
 {
     struct rm_seg *seg = ctx->seg;
@@ -121,19 +143,15 @@ int rm_worker_main(const struct rm_worker_ctx *ctx)
     }
     const struct rm_handler *h = ctx->preloaded;
     void *dl = NULL, *state = ctx->preloaded_state;
-    char err[512] = "";
+    char err[RM_HANDLER_ERR_MAX] = "";
     if (h) {
         /* Forked by the preloader: the model is loaded already (shared). */
     } else if (rm_handler_resolve(ctx->handler, &h, &dl, err, sizeof err) < 0) {
         rm_err("pool %s: handler %s: %s", ctx->pool_name, ctx->handler, err);
         return RM_EXIT_INIT_FAILED;
     }
-    struct rm_handler_config hc = {
-        .pool = ctx->pool_name,
-        .worker_index = ctx->worker_index,
-        .kv = ctx->kv,
-        .nkv = ctx->nkv,
-    };
+    struct rm_handler_config hc;
+    rm_worker_handler_config(ctx, &hc);
     if (!ctx->preloaded && h->init && h->init(&state, &hc, err, sizeof err) != 0) {
         rm_err("pool %s: handler %s init failed: %s", ctx->pool_name, h->name, err[0] ? err : "no reason given");
         return RM_EXIT_INIT_FAILED;

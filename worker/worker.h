@@ -15,6 +15,7 @@ struct rm_worker_ctx {
     struct rm_seg *seg;
     const char *pool_name;   /* [pool NAME] */
     const char *handler;     /* the pool's handler = spec */
+    const char *config_dir;  /* folder of the configuration file */
     const struct rm_handler_kv *kv;  /* the handler's own keys */
     size_t nkv;
     uint64_t heartbeat_ns;   /* heartbeat_interval: also the idle sleep */
@@ -32,6 +33,13 @@ struct rm_worker_ctx {
 };
 
 int rm_worker_main(const struct rm_worker_ctx *ctx);
+
+/* The handler's view of its configuration (rm_handler_config) for ctx. */
+void rm_worker_handler_config(const struct rm_worker_ctx *ctx, struct rm_handler_config *hc);
+
+/* Handler init errors are reported up to this many bytes (a Python
+ * ImportError with its cause needs more than a line). */
+#define RM_HANDLER_ERR_MAX 4096
 
 /*
  * The preloader ("preload = yes"): a per-pool process that loads the model
