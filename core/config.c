@@ -830,6 +830,74 @@ static const char *resolve_identity(const char *user, const char *group, struct 
     return NULL;
 }
 
+int rm_tensor_spec_json(const char *spec, char *out, size_t outlen, char *err, size_t errlen)
+{
+    static const char *const types[] = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
+                                        "INT64", "FP16", "FP32", "FP64", "BYTES"};
+    size_t used = 0;
+    int n = snprintf(out, outlen, "[");
+    used = n > 0 ? (size_t)n : 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    int count = 0;
+    for (char *save = NULL, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char name[64], type[16], dims[64], extra[8];
+        int k = sscanf(item, " %63s %15s %63s %7s", name, type, dims, extra);
+        if (k != 3) {
+            snprintf(err, errlen, "\"%s\": expected \"name DATATYPE dims\" (e.g. \"image FP32 -1x64\")", item);
+            return -1;
+        }
+        for (const char *c = name; *c; c++)
+            if (!(*c == '_' || *c == '-' || *c == '.' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+                  (*c >= 'A' && *c <= 'Z'))) {
+                snprintf(err, errlen, "tensor name \"%s\": letters, digits, '_', '-', '.' only", name);
+                return -1;
+            }
+        bool known = false;
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+            known |= strcmp(types[t], type) == 0;
+        if (!known) {
+            snprintf(err, errlen, "tensor %s: unknown datatype %s (BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, "
+                     "FP64, BYTES)", name, type);
+            return -1;
+        }
+        char shape[128] = "";
+        size_t sl = 0;
+        for (char *s2 = NULL, *d = strtok_r(dims, "x", &s2); d; d = strtok_r(NULL, "x", &s2)) {
+            char *end;
+            long v = strtol(d, &end, 10);
+            if (*end || end == d || v < -1 || v > 1000000000L) {
+                snprintf(err, errlen, "tensor %s: dimension \"%s\" is not a number >= -1", name, d);
+                return -1;
+            }
+            sl += (size_t)snprintf(shape + sl, sizeof shape - sl, "%s%ld", sl ? "," : "", v);
+            if (sl >= sizeof shape) {
+                snprintf(err, errlen, "tensor %s: too many dimensions", name);
+                return -1;
+            }
+        }
+        n = snprintf(out + used, outlen - used, "%s{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":[%s]}",
+                     count ? "," : "", name, type, shape);
+        if (n < 0 || (size_t)n >= outlen - used) {
+            snprintf(err, errlen, "tensor list too long");
+            return -1;
+        }
+        used += (size_t)n;
+        count++;
+    }
+    if (!count) {
+        snprintf(err, errlen, "no tensor given");
+        return -1;
+    }
+    if (used + 2 > outlen) {
+        snprintf(err, errlen, "tensor list too long");
+        return -1;
+    }
+    out[used++] = ']';
+    out[used] = '\0';
+    return 0;
+}
+
 /* Checks across keys, once the whole file is read. Returns 0 or -1. */
 static int validate(struct parser *p)
 {
@@ -865,6 +933,12 @@ static int validate(struct parser *p)
     for (size_t i = 0; i < cfg->npools; i++) {
         struct rm_pool_config *pool = &cfg->pools[i];
         const unsigned *seen = p->pool_seen[i];
+        char tj[512], terr[256];
+        if (pool->inputs[0] && rm_tensor_spec_json(pool->inputs, tj, sizeof tj, terr, sizeof terr) < 0)
+            return fail(p, first_set(seen[PK_inputs], 0, pool->line), "[pool %s]: inputs: %s", pool->name, terr), -1;
+        if (pool->outputs[0] && rm_tensor_spec_json(pool->outputs, tj, sizeof tj, terr, sizeof terr) < 0)
+            return fail(p, first_set(seen[PK_outputs], 0, pool->line), "[pool %s]: outputs: %s", pool->name, terr),
+                   -1;
         if (resolve_identity(pool->user, pool->group, &pool->id, idmsg, sizeof idmsg))
             return fail(p, first_set(seen[PK_user], seen[PK_group], pool->line), "[pool %s]: %s", pool->name,
                         idmsg), -1;

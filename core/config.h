@@ -60,6 +60,8 @@ static_assert(RM_MAX_GATEWAYS < RM_SHM_MAX_PROCS, "gateways fit the slot owner f
     X(UINT, max_attempts,       "max_attempts",       "2",      1, 100)          \
     X(UINT, max_requests,       "max_requests",       "0",      0, 4000000000u)  \
     X(BOOL, preload,            "preload",            "no",     0, 0)            \
+    X(STR,  inputs,             "inputs",             "",       0, 0)            \
+    X(STR,  outputs,            "outputs",            "",       0, 0)            \
     X(STR,  user,               "user",               "",       0, 0)            \
     X(STR,  group,              "group",              "",       0, 0)
 
@@ -137,6 +139,13 @@ int rm_parse_listen(const char *s, struct rm_listen_addr *out, size_t max, size_
 /* Copy a config. Use this, not memcpy or assignment: each pool's kv[] points
  * into its own kv_store, and a plain copy would still point into src. */
 void rm_config_copy(struct rm_config *dst, const struct rm_config *src);
+
+/*
+ * A tensor list for the v2 metadata, "name DATATYPE dims, ..." (dims:
+ * "-1x64", "1"), as a JSON array of {"name","datatype","shape"} in out.
+ * Returns 0, or -1 with the reason in err.
+ */
+int rm_tensor_spec_json(const char *spec, char *out, size_t outlen, char *err, size_t errlen);
 
 /* Pool by name, or NULL. */
 const struct rm_pool_config *rm_config_pool(const struct rm_config *cfg, const char *name);

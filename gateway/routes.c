@@ -141,9 +141,12 @@ static void answer_model_meta(struct gw *gw, struct gw_conn *c)
 {
     const struct gw_pool *gp = &gw->pools[c->pool];
     const struct rm_shm_pool *p = rm_seg_pool(gw->seg, (unsigned)c->pool);
+    /* ctrl (only the master writes it): still copied with bounds */
     char handler[sizeof p->handler + 1];
     memcpy(handler, p->handler, sizeof p->handler);
     handler[sizeof p->handler] = '\0';
+    char io[sizeof p->io[0]];
+    rm_pool_io_read(p, io, sizeof io);
 
     struct gw_buf *j = &gw->scratch;
     j->len = 0;
@@ -151,13 +154,12 @@ static void answer_model_meta(struct gw *gw, struct gw_conn *c)
     gw_json_escape(j, gp->name, gp->name_len);
     gw_buf_puts(j, "\",\"versions\":[\"1\"],\"platform\":\"ringmaster\",\"handler\":\"");
     gw_json_escape(j, handler, strlen(handler));
-    if (strcmp(handler, "ocr") == 0)
-        gw_buf_puts(j, "\",\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1]}],"
-                       "\"outputs\":[{\"name\":\"text\",\"datatype\":\"BYTES\",\"shape\":[1]},"
-                       "{\"name\":\"confidence\",\"datatype\":\"FP32\",\"shape\":[1]}]}");
-    else
-        gw_buf_puts(j, "\",\"inputs\":[{\"name\":\"body\",\"datatype\":\"BYTES\",\"shape\":[-1]}],"
-                       "\"outputs\":[{\"name\":\"body\",\"datatype\":\"BYTES\",\"shape\":[-1]}]}");
+    gw_buf_puts(j, "\",");
+    /* No tensors declared: the model takes and returns raw bytes. */
+    gw_buf_puts(j, io[0] ? io
+                         : "\"inputs\":[{\"name\":\"body\",\"datatype\":\"BYTES\",\"shape\":[-1]}],"
+                           "\"outputs\":[{\"name\":\"body\",\"datatype\":\"BYTES\",\"shape\":[-1]}]");
+    gw_buf_puts(j, "}");
     if (j->oom) {
         c->broken = true;
         return;

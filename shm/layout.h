@@ -186,7 +186,14 @@ struct rm_shm_pool {
     uint64_t resp_off;          /* nslots * resp_stride bytes (W, last) */
     uint64_t req_meta_off;      /* struct rm_req_meta[nslots] (R) */
     uint64_t req_off;           /* nslots * req_stride bytes (R) */
-    char handler[64];           /* handler spec, for metadata */
+    char handler[64];           /* the handler's name for metadata: a built-in's, or "shared object" (never a path) */
+    /* The tensors of the v2 metadata, "\"inputs\":[...],\"outputs\":[...]":
+     * a reload may change them while gateways read, so two buffers: the
+     * master writes io[(io_seq + 1) & 1], then release-stores io_seq + 1.
+     * Readers copy io[seq & 1] and retry if io_seq moved on by 2 meanwhile
+     * (segment.c: rm_pool_io_read). */
+    _Atomic uint32_t io_seq;
+    char io[2][1024];
     /* Policy a reload may change while the pool serves: atomics, stored by
      * the master (relaxed: each is one value that no other data rides on),
      * loaded relaxed at the point of use. Not geometry: they steer no

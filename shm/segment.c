@@ -265,8 +265,10 @@ int rm_seg_pool_add(struct rm_seg *seg, unsigned idx, const struct rm_pool_spec 
         map_close(m);
         return -1;
     }
+    snprintf(p->io[0], sizeof p->io[0], "%s", s->io_json ? s->io_json : "");
     /* relaxed: published with the rest of the descriptor by the release
      * store of active below. */
+    atomic_store_explicit(&p->io_seq, 0, memory_order_relaxed);
     atomic_store_explicit(&p->max_attempts, s->max_attempts, memory_order_relaxed);
     atomic_store_explicit(&p->request_timeout_ns, s->request_timeout_ns, memory_order_relaxed);
 
@@ -277,6 +279,36 @@ int rm_seg_pool_add(struct rm_seg *seg, unsigned idx, const struct rm_pool_spec 
     /* release: pairs with the acquire load of active by gateways and ctl. */
     atomic_store_explicit(&p->active, 1, memory_order_release);
     return 0;
+}
+
+void rm_pool_io_write(struct rm_seg *seg, unsigned idx, const char *io_json)
+{
+    struct rm_shm_pool *p = rm_seg_pool(seg, idx);
+    /* relaxed: the master is the only writer of io_seq */
+    uint32_t seq = atomic_load_explicit(&p->io_seq, memory_order_relaxed);
+    snprintf(p->io[(seq + 1) & 1], sizeof p->io[0], "%s", io_json ? io_json : "");
+    /* release: pairs with rm_pool_io_read's acquire loads: who sees the new
+     * seq sees the buffer written before it. */
+    atomic_store_explicit(&p->io_seq, seq + 1, memory_order_release);
+}
+
+void rm_pool_io_read(const struct rm_shm_pool *p, char *out, size_t len)
+{
+    struct rm_shm_pool *q = (struct rm_shm_pool *)p;
+    for (int tries = 0; tries < 8; tries++) {
+        /* acquire (both): pair with the master's release store of io_seq */
+        uint32_t s1 = atomic_load_explicit(&q->io_seq, memory_order_acquire);
+        size_t n = strnlen(p->io[s1 & 1], sizeof p->io[0] - 1);
+        if (n >= len)
+            n = len - 1;
+        memcpy(out, p->io[s1 & 1], n);
+        out[n] = '\0';
+        atomic_thread_fence(memory_order_acquire); /* the copy before the re-check */
+        uint32_t s2 = atomic_load_explicit(&q->io_seq, memory_order_acquire);
+        if (s2 - s1 < 2)
+            return; /* the buffer we copied was not rewritten meanwhile */
+    }
+    out[0] = '\0';
 }
 
 int rm_seg_pool_map(struct rm_seg *seg, unsigned idx, int fd, char *err, size_t errlen)

@@ -47,7 +47,8 @@ struct rm_pool_spec {
     uint64_t max_resp;
     uint32_t max_attempts;
     uint64_t request_timeout_ns;
-    const char *handler;
+    const char *handler;      /* name shown in metadata (not a path) */
+    const char *io_json;      /* "\"inputs\":[...],\"outputs\":[...]" for metadata, or NULL */
 };
 
 /* Bytes of the memfd one pool needs (virtual: pages cost memory only when touched). */
@@ -100,6 +101,11 @@ bool rm_pool_geometry_valid(const struct rm_seg *seg, unsigned idx, const struct
 int rm_seg_confine_gateway(struct rm_seg *seg, char *err, size_t errlen);
 int rm_seg_confine_worker(struct rm_seg *seg, unsigned pool, uint32_t first_sb, uint32_t nsb,
                           char *err, size_t errlen);
+
+/* Master: publish new metadata tensors for pool idx (a reload). */
+void rm_pool_io_write(struct rm_seg *seg, unsigned idx, const char *io_json);
+/* Copy the current metadata tensors of p into out (NUL-terminated). */
+void rm_pool_io_read(const struct rm_shm_pool *p, char *out, size_t len);
 
 /* Close every memfd descriptor (children that keep their mappings). */
 void rm_seg_close_fds(struct rm_seg *seg);

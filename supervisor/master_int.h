@@ -193,6 +193,8 @@ static inline unsigned pool_first_sb(unsigned pidx)
 #define for_each_pool_worker(pidx, sb, p) for_each_pool_proc((pidx), RM_ROLE_WORKER, sb, p)
 
 int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen);
+/* The v2 metadata tensors of pc (descriptor io[]). */
+void pool_io_json(const struct rm_pool_config *pc, char *out, size_t len);
 /* Hand pool k's memfd to every live gateway (pools created after they were forked). */
 void send_pool_to_gateways(unsigned k);
 /* Publish each pool's workers by state in its descriptor (readiness, /metrics). */

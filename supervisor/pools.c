@@ -54,12 +54,40 @@ int pool_entry_free(unsigned k)
 /* A pool's master index is its shared-memory index (one numbering
  * everywhere). Shared-memory pool entries are never reused, so neither are
  * indexes: a pool removed by a reload keeps its entry until restart. */
+/* The metadata of a pool: its tensors (inputs/outputs keys, else what
+ * the built-in declares, else raw bytes) and a handler name that is never
+ * a filesystem path. */
+static const char *handler_display(const struct rm_pool_config *pc)
+{
+    return strchr(pc->handler, '/') ? "shared object" : pc->handler;
+}
+
+void pool_io_json(const struct rm_pool_config *pc, char *out, size_t len)
+{
+    static const char body[] = "[{\"name\":\"body\",\"datatype\":\"BYTES\",\"shape\":[-1]}]";
+    char in[512], outs[512], e[256];
+    const char *in_j = body, *out_j = body;
+    if (strcmp(pc->handler, "ocr") == 0) {
+        in_j = "[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1]}]";
+        out_j = "[{\"name\":\"text\",\"datatype\":\"BYTES\",\"shape\":[1]},"
+                "{\"name\":\"confidence\",\"datatype\":\"FP32\",\"shape\":[1]}]";
+    }
+    /* validated when the file was read */
+    if (pc->inputs[0] && rm_tensor_spec_json(pc->inputs, in, sizeof in, e, sizeof e) == 0)
+        in_j = in;
+    if (pc->outputs[0] && rm_tensor_spec_json(pc->outputs, outs, sizeof outs, e, sizeof e) == 0)
+        out_j = outs;
+    snprintf(out, len, "\"inputs\":%s,\"outputs\":%s", in_j, out_j);
+}
+
 int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen)
 {
+    char io[1024];
+    pool_io_json(pc, io, sizeof io);
     struct rm_pool_spec spec = {
         .name = pc->name, .nslots = pc->queue_depth, .max_req = pc->max_request_size,
         .max_resp = pc->max_response_size, .max_attempts = pc->max_attempts,
-        .request_timeout_ns = pc->request_timeout * MS, .handler = pc->handler,
+        .request_timeout_ns = pc->request_timeout * MS, .handler = handler_display(pc), .io_json = io,
     };
     unsigned k;
     for (k = 0; k < RM_SHM_MAX_POOLS; k++)

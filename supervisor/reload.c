@@ -122,6 +122,9 @@ int begin_reload(char *why, size_t len)
         struct rm_shm_pool *sp = rm_seg_pool(&M->seg, pr->shm);
         /* relaxed: single values, picked up by the next request (layout.h) */
         atomic_store_explicit(&sp->max_attempts, pc->max_attempts, memory_order_relaxed);
+        char io[1024];
+        pool_io_json(pc, io, sizeof io);
+        rm_pool_io_write(&M->seg, pr->shm, io);
         atomic_store_explicit(&sp->request_timeout_ns, pc->request_timeout * MS, memory_order_relaxed);
         /* release: pairs with the gateways' acquire load of failed (submit.c). */
         atomic_store_explicit(&sp->failed, 0, memory_order_release);
@@ -222,6 +225,9 @@ static void rollback(void)
         struct rm_shm_pool *sp = rm_seg_pool(&M->seg, pr->shm);
         /* relaxed: single values, picked up by the next request (layout.h) */
         atomic_store_explicit(&sp->max_attempts, pr->cfg.max_attempts, memory_order_relaxed);
+        char io[1024];
+        pool_io_json(&pr->cfg, io, sizeof io);
+        rm_pool_io_write(&M->seg, pr->shm, io);
         atomic_store_explicit(&sp->request_timeout_ns, pr->cfg.request_timeout * MS, memory_order_relaxed);
         /* release: pairs with the gateways' acquire load of failed (submit.c). */
         atomic_store_explicit(&sp->failed, 0, memory_order_release);

@@ -613,6 +613,21 @@ static void test_example_file_parses(void)
     CU_ASSERT(cfg.nlisten >= 1);
 }
 
+static void test_tensor_specs_for_metadata(void)
+{
+    char out[512], e[256];
+    CU_ASSERT_EQUAL(rm_tensor_spec_json("image FP32 -1x64, label INT64 -1", out, sizeof out, e, sizeof e), 0);
+    CU_ASSERT_STRING_EQUAL(out, "[{\"name\":\"image\",\"datatype\":\"FP32\",\"shape\":[-1,64]},"
+                                "{\"name\":\"label\",\"datatype\":\"INT64\",\"shape\":[-1]}]");
+    CU_ASSERT_EQUAL(rm_tensor_spec_json("image FP33 1", out, sizeof out, e, sizeof e), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e, "unknown datatype FP33"));
+    CU_ASSERT_EQUAL(rm_tensor_spec_json("image FP32", out, sizeof out, e, sizeof e), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e, "expected"));
+    CU_ASSERT_EQUAL(rm_tensor_spec_json("im\"g FP32 1", out, sizeof out, e, sizeof e), -1);
+    CU_ASSERT_EQUAL(rm_tensor_spec_json("x FP32 -2", out, sizeof out, e, sizeof e), -1);
+    expect_error_at("[pool a]\ninputs = x FP32 abc\n", NAME ":2: ", "dimension");
+}
+
 static const rm_test tests[] = {
     RM_TEST(test_defaults_applied_when_keys_absent),
     RM_TEST(test_defaults_function_gives_no_pools),
@@ -650,6 +665,7 @@ static const rm_test tests[] = {
     RM_TEST(test_missing_file_names_errno),
     RM_TEST(test_file_error_names_path_and_line),
     RM_TEST(test_example_file_parses),
+    RM_TEST(test_tensor_specs_for_metadata),
     { 0 },
 };
 

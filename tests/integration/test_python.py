@@ -85,6 +85,25 @@ class PythonApps(ServerTestCase):
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
         return d
 
+    def test_metadata_declares_the_tensors_and_a_reload_changes_them(self):
+        srv = self.server(pools={"py": self.pool(inputs="image FP32 -1x64", outputs="label INT64 -1, p FP32 -1x10"),
+                                 "so": {"handler": os.path.join(os.path.dirname(RINGMASTER), "tests", "handlers",
+                                                                "example_upper.so"), "workers": 1}})
+        st, _, body = srv.http("GET", "/v2/models/py")
+        doc = json.loads(body)
+        self.assertEqual(doc["handler"], "python")
+        self.assertEqual(doc["inputs"], [{"name": "image", "datatype": "FP32", "shape": [-1, 64]}])
+        self.assertEqual([o["name"] for o in doc["outputs"]], ["label", "p"])
+        st, _, body = srv.http("GET", "/v2/models/so")
+        self.assertEqual(json.loads(body)["handler"], "shared object")
+        self.assertNotIn(b"/", body.replace(b"/v2", b""), "metadata shows a filesystem path")
+        srv.pools["py"]["inputs"] = "text BYTES 1"
+        srv.write_ini()
+        r = srv.ctl("reload")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        doc = json.loads(srv.http("GET", "/v2/models/py")[2])
+        self.assertEqual(doc["inputs"], [{"name": "text", "datatype": "BYTES", "shape": [1]}])
+
     def test_v2_tensors_round_trip_and_are_checked(self):
         srv = self.server(pools={"py": self.pool()})
         for dt, shape, data in [("FP32", [2, 2], [[1.5, 2.0], [3.25, -4.0]]), ("INT64", [3], [1, -2, 3000000000]),
@@ -268,6 +287,21 @@ class DigitsModel(ServerTestCase):
         self.assertGreaterEqual(acc, 0.95)
         st, _, got = srv.infer("digits", v2("image", "FP32", [1, 3], [1, 2, 3]), ctype="application/json")
         self.assertEqual(st, 400, got)
+
+
+@unittest.skipUnless(HAVE_PY, "ringmaster was built without the python handler (--disable-python)")
+@unittest.skipUnless(have_module("torch"), "python3-torch is not installed (optional: it pulls ~170 packages; "
+                                           "apt-get install -y python3-torch to run this test)")
+class TorchModel(ServerTestCase):
+
+    def test_torch_example_serves_v2_tensors(self):
+        srv = self.server(pools={"torch": {"handler": "python", "app": "tiny_torch:Model", "workers": 1,
+                                           "python_path": "%s, %s" % (os.path.join(SRC, "examples", "torch"), DIGITS),
+                                           "startup_timeout": "120s"}})
+        st, _, got = srv.infer("torch", v2("image", "FP32", [1, 64], [0.0] * 64), ctype="application/json")
+        self.assertEqual(st, 200, got)
+        outs = {o["name"]: o for o in json.loads(got)["outputs"]}
+        self.assertEqual(outs["probabilities"]["shape"], [1, 10])
 
 
 if __name__ == "__main__":
