@@ -81,6 +81,9 @@ static void start_with(const struct opts *o)
     spec[1] = spec[0];
     spec[1].name = "ocr";
     spec[1].handler = "ocr";
+    /* the tensors the master declares for the ocr built-in (supervisor/pools.c) */
+    spec[1].io_json = "\"inputs\":[{\"name\":\"image\",\"datatype\":\"BYTES\",\"shape\":[1]}],"
+                      "\"outputs\":[{\"name\":\"text\",\"datatype\":\"BYTES\",\"shape\":[1]}]";
     seg_with_pools(&seg, NPROCS, NGW, spec, o->second_pool ? 2 : 1);
     atomic_store(&sb_set(&seg, WORKER_SB, RM_ROLE_WORKER, 0, RM_PROC_READY)->pid, getpid());
     if (o->second_pool)
