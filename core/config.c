@@ -758,6 +758,7 @@ static int set_pool(struct parser *p, const char *name, const char *value)
     pool->kv[k].key = pool->kv_store[k][0];
     pool->kv[k].value = pool->kv_store[k][1];
     p->kv_line[p->pool_idx][k] = p->lineno;
+    pool->kv_line[k] = p->lineno;
     return 1;
 }
 
@@ -828,6 +829,104 @@ static const char *resolve_identity(const char *user, const char *group, struct 
     }
     id->drop = true;
     return NULL;
+}
+
+/* The folder of a configuration file (absolute when it exists). */
+static void config_dir_of(const char *path, char *dir, size_t len)
+{
+    char abs[PATH_MAX];
+    const char *p = realpath(path, abs) ? abs : path;
+    const char *slash = strrchr(p, '/');
+    if (!slash)
+        snprintf(dir, len, ".");
+    else if (slash == p)
+        snprintf(dir, len, "/");
+    else
+        snprintf(dir, len, "%.*s", (int)(slash - p), p);
+}
+
+/* Levenshtein distance, for "did you mean" (short keys only). */
+static unsigned edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return 99;
+    unsigned d[41][41];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (unsigned)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            unsigned x = d[i - 1][j] + 1, y = d[i][j - 1] + 1;
+            d[i][j] = c < x ? (c < y ? c : y) : (x < y ? x : y);
+        }
+    return d[la][lb];
+}
+
+int rm_config_check_handler_keys(const struct rm_config *cfg, size_t pi, const char *handler_name,
+                                 const char *const *keys, char *err, size_t errlen)
+{
+    const struct rm_pool_config *pool = &cfg->pools[pi];
+    return rm_check_handler_keys(cfg->path, pool->name, pool->kv, pool->kv_line, pool->nkv, handler_name, keys,
+                                 err, errlen);
+}
+
+int rm_check_handler_keys(const char *file, const char *pool_name, const struct rm_handler_kv *kv,
+                          const unsigned *kv_line, size_t nkv, const char *handler_name,
+                          const char *const *keys, char *err, size_t errlen)
+{
+    if (!keys)
+        return 0;
+    bool any = false;
+    for (const char *const *k = keys; *k; k++)
+        any |= strcmp(*k, "*") == 0;
+    for (size_t i = 0; i < nkv; i++) {
+        const char *name = kv[i].key;
+        bool declared = false;
+        for (const char *const *k = keys; *k; k++)
+            declared |= strcmp(*k, name) == 0;
+        if (declared)
+            continue;
+        const char *near = NULL;
+        unsigned best = 3;
+        for (size_t k = 0; k < ARRAY_LEN(pool_keys); k++) {
+            unsigned dist = edit_distance(name, pool_keys[k].key);
+            if (dist < best && dist * 3 <= strlen(pool_keys[k].key)) {
+                best = dist;
+                near = pool_keys[k].key;
+            }
+        }
+        if (any && !near)
+            continue;
+        for (const char *const *k = keys; *k; k++) {
+            unsigned dist = strcmp(*k, "*") ? edit_distance(name, *k) : 99;
+            if (dist < best && dist * 3 <= strlen(*k)) {
+                best = dist;
+                near = *k;
+            }
+        }
+        char takes[512] = "";
+        size_t off = 0;
+        for (const char *const *k = keys; *k && off < sizeof takes; k++)
+            if (strcmp(*k, "*") != 0)
+                off += (size_t)snprintf(takes + off, sizeof takes - off, "%s%s", off ? ", " : "", *k);
+        char known[768] = "";
+        off = 0;
+        for (size_t k = 0; k < ARRAY_LEN(pool_keys) && off < sizeof known; k++)
+            off += (size_t)snprintf(known + off, sizeof known - off, "%s%s", k ? ", " : "", pool_keys[k].key);
+        char hint[96] = "";
+        if (near)
+            snprintf(hint, sizeof hint, "did you mean \"%s\"? ", near);
+        char msg[1536];
+        snprintf(msg, sizeof msg,
+                 "unknown key \"%s\" in [pool %s]: %sit is neither a pool key (%s) nor one that handler %s "
+                 "takes (%s)", name, pool_name, hint, known, handler_name, takes[0] ? takes : "none");
+        write_err(err, errlen, file, kv_line ? kv_line[i] : 0, msg);
+        return -1;
+    }
+    return 0;
 }
 
 int rm_tensor_spec_json(const char *spec, char *out, size_t outlen, char *err, size_t errlen)
@@ -945,8 +1044,19 @@ static int validate(struct parser *p)
 
         if (pool->handler[0] == '\0')
             return fail(p, first_set(seen[PK_handler], 0, pool->line),
-                        "handler is empty in [pool %s]: expected a built-in handler name "
-                        "(echo, chaos, ocr) or the path to a handler .so", pool->name), -1;
+                        "handler is missing or empty in [pool %s]: expected a built-in handler name "
+                        "(echo, chaos, ocr, python) or the path to a handler .so", pool->name), -1;
+        /* A relative path to a handler .so starts at the file's folder,
+         * wherever ringmaster was started. */
+        if (strchr(pool->handler, '/') && pool->handler[0] != '/') {
+            char dir[4096];
+            config_dir_of(cfg->path, dir, sizeof dir);
+            char full[sizeof pool->handler];
+            int n = snprintf(full, sizeof full, "%s/%s", dir, pool->handler);
+            if (n < 0 || (size_t)n >= sizeof full)
+                return fail(p, seen[PK_handler], "handler path too long in [pool %s]", pool->name), -1;
+            memcpy(pool->handler, full, (size_t)n + 1);
+        }
         if (pool->workers + pool->spares > RM_POOL_MAX_PROCS)
             return fail(p, first_set(seen[PK_spares], seen[PK_workers], pool->line),
                         "workers + spares is %u in [pool %s]: at most %u", 

@@ -49,7 +49,7 @@ static_assert(RM_MAX_GATEWAYS < RM_SHM_MAX_PROCS, "gateways fit the slot owner f
     X(STR,  group,              "group",              "",       0, 0)
 
 #define RM_POOL_KEYS(X)                                                          \
-    X(STR,  handler,            "handler",            "echo",   0, 0)            \
+    X(STR,  handler,            "handler",            "",       0, 0)            \
     X(UINT, workers,            "workers",            "2",      1, 256)          \
     X(UINT, spares,             "spares",             "0",      0, 256)          \
     X(UINT, queue_depth,        "queue_depth",        "256",    1, 65536)        \
@@ -93,6 +93,7 @@ struct rm_pool_config {
     struct rm_handler_kv kv[RM_MAX_HANDLER_KEYS];
     char kv_store[RM_MAX_HANDLER_KEYS][2][256];
     size_t nkv;
+    unsigned kv_line[RM_MAX_HANDLER_KEYS];  /* where each handler key was set */
     unsigned line;  /* line of the [pool NAME] header, for messages */
 };
 
@@ -146,6 +147,20 @@ void rm_config_copy(struct rm_config *dst, const struct rm_config *src);
  * Returns 0, or -1 with the reason in err.
  */
 int rm_tensor_spec_json(const char *spec, char *out, size_t outlen, char *err, size_t errlen);
+
+/*
+ * Strict keys: every key of pool pi that is not ringmaster's must be one
+ * the pool's handler declares (keys: NULL-terminated; "*" accepts any other
+ * key, except one a typo away from a ringmaster pool key). keys NULL: the
+ * handler declares none and takes anything. Returns 0, or -1 with
+ * "FILE:LINE: unknown key ..." in err.
+ */
+int rm_config_check_handler_keys(const struct rm_config *cfg, size_t pi, const char *handler_name,
+                                 const char *const *keys, char *err, size_t errlen);
+/* The same for a worker, which has the pool's keys but not the file. */
+int rm_check_handler_keys(const char *file, const char *pool, const struct rm_handler_kv *kv,
+                          const unsigned *kv_line, size_t nkv, const char *handler_name,
+                          const char *const *keys, char *err, size_t errlen);
 
 /* Pool by name, or NULL. */
 const struct rm_pool_config *rm_config_pool(const struct rm_config *cfg, const char *name);

@@ -36,7 +36,7 @@ extern "C" {
 
 /*
  * ABI versions: 2 (this header) added, at the end of the structs,
- * rm_handler_config.config_dir and .log, and rm_handler.atfork. A handler
+ * rm_handler_config.config_dir and .log, rm_handler.atfork and .keys. A handler
  * built against version 1 still loads: ringmaster reads only the fields
  * version 1 had from its descriptor.
  */
@@ -134,6 +134,13 @@ struct rm_handler {
      * RM_FORK_CHILD first thing in the new worker (an embedded interpreter
      * resets its locks here). */
     void (*atfork)(void *state, int phase);
+    /* ABI 2: the pool keys this handler reads, NULL-terminated; "*" in the
+     * list means any other key is the model's too (it gets them all). A key
+     * of a pool section that neither ringmaster nor the handler knows is a
+     * configuration error (`ringmaster -t` names its line). NULL: the
+     * handler declares nothing, and gets every unknown key (with a
+     * warning), as with ABI 1. */
+    const char *const *keys;
 };
 #define RM_FORK_PREPARE 0
 #define RM_FORK_PARENT 1

@@ -40,12 +40,27 @@ static int check_handlers(const struct rm_config *cfg)
 {
     int bad = 0;
     for (size_t i = 0; i < cfg->npools; i++) {
-        char err[512];
-        if (rm_handler_check(cfg->pools[i].handler, err, sizeof err) < 0) {
-            fprintf(stderr, "%s:%u: pool %s: handler %s: %s\n", cfg->path, cfg->pools[i].line, cfg->pools[i].name,
-                    cfg->pools[i].handler, err);
+        const struct rm_pool_config *pc = &cfg->pools[i];
+        char err[1600];
+        if (rm_handler_check(pc->handler, err, sizeof err) < 0) {
+            fprintf(stderr, "%s:%u: pool %s: handler %s: %s\n", cfg->path, pc->line, pc->name, pc->handler, err);
+            bad = 1;
+            continue;
+        }
+        /* Strict keys: the handler's declared keys (resolving a built-in
+         * runs nothing; a .so is already loaded in this child). */
+        const struct rm_handler *h;
+        void *dl;
+        if (rm_handler_resolve(pc->handler, &h, &dl, err, sizeof err) < 0)
+            continue;
+        if (!h->keys && pc->nkv)
+            fprintf(stderr, "%s:%u: warning: pool %s: handler %s declares no keys (ABI 1): its keys (%s, ...) are "
+                    "not checked\n", cfg->path, pc->line, pc->name, h->name, pc->kv[0].key);
+        else if (rm_config_check_handler_keys(cfg, i, h->name, h->keys, err, sizeof err) < 0) {
+            fprintf(stderr, "%s\n", err);
             bad = 1;
         }
+        rm_handler_unload(dl);
     }
     return bad ? -1 : 0;
 }

@@ -14,6 +14,7 @@
 #include "shm/clock.h"
 #include "shm/segment.h"
 #include "supervisor/master_int.h"
+#include "worker/handler.h"
 
 static int pool_layout_same(const struct rm_pool_config *a, const struct rm_pool_config *b)
 {
@@ -48,11 +49,24 @@ int begin_reload(char *why, size_t len)
         snprintf(why, len, "out of memory");
         return -1;
     }
-    char err[512];
+    char err[1600];
     if (rm_config_load(nc, M->cfg.path, err, sizeof err) < 0) {
         snprintf(why, len, "%s", err);
         free(nc);
         return -1;
+    }
+    /* Strict keys of built-in handlers (resolving a built-in runs no
+     * handler code); a .so's keys are checked by its workers. */
+    for (size_t i = 0; i < nc->npools; i++) {
+        const struct rm_handler *h;
+        void *dl;
+        if (rm_handler_is_builtin(nc->pools[i].handler) &&
+            rm_handler_resolve(nc->pools[i].handler, &h, &dl, err, sizeof err) == 0 &&
+            rm_config_check_handler_keys(nc, i, h->name, h->keys, err, sizeof err) < 0) {
+            snprintf(why, len, "%s", err);
+            free(nc);
+            return -1;
+        }
     }
     rm_runtime_dir_resolve(nc);
     if (nc->gateways != M->cfg.gateways || strcmp(nc->runtime_dir, M->cfg.runtime_dir) != 0) {

@@ -194,6 +194,7 @@ static void worker_ctx(struct rm_worker_ctx *w, unsigned sb, unsigned pool, unsi
     w->pool_name = M->pools[pool].cfg.name;
     w->handler = M->pools[pool].cfg.handler;
     w->config_dir = M->config_dir;
+    w->config_path = M->cfg.path;
     w->kv = M->pools[pool].cfg.kv;
     w->nkv = M->pools[pool].cfg.nkv;
     w->heartbeat_ns = M->cfg.heartbeat_interval * MS;

@@ -57,7 +57,7 @@ static void expect_error_at(const char *text, const char *prefix, const char *wo
 
 static void test_defaults_applied_when_keys_absent(void)
 {
-    expect_ok("[pool a]\n");
+    expect_ok("[pool a]\nhandler = echo\n");
     CU_ASSERT_STRING_EQUAL(cfg.path, NAME);
     CU_ASSERT_STRING_EQUAL(cfg.listen, "127.0.0.1:8080");
     CU_ASSERT_EQUAL(cfg.nlisten, 1);
@@ -260,12 +260,7 @@ static void test_unknown_global_key_rejected_with_line(void)
 
 static void test_pool_extra_keys_go_to_handler(void)
 {
-    expect_ok("[pool ocr]\n"
-              "handler = ocr\n"
-              "model = /usr/share/tessdata\n"
-              "lang = eng+deu\n"
-              "workers = 3\n"
-              "[pool echo]\n");
+    expect_ok("[pool ocr]\nhandler = ocr\nmodel = /usr/share/tessdata\nlang = eng+deu\nworkers = 3\n[pool echo]\nhandler = echo\n");
     const struct rm_pool_config *p = rm_config_pool(&cfg, "ocr");
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     CU_ASSERT_EQUAL(p->workers, 3);
@@ -305,7 +300,7 @@ static void test_duplicate_key_in_section_rejected(void)
     expect_error("[ringmaster]\n[pool a]\n[ringmaster]\n",
                  NAME ":3: duplicate [ringmaster] section (first at line 1)");
     /* The same key in two different pools is fine. */
-    expect_ok("[pool a]\nworkers = 1\n[pool b]\nworkers = 3\n");
+    expect_ok("[pool a]\nworkers = 1\nhandler = echo\n[pool b]\nworkers = 3\nhandler = echo\n");
 }
 
 static void test_no_pool_rejected(void)
@@ -335,7 +330,7 @@ static void test_pool_name_length_limits(void)
     char text[256], name[64];
     memset(name, 'n', 47);
     name[47] = '\0';
-    snprintf(text, sizeof text, "[pool %s]\nworkers = 3\n", name);
+    snprintf(text, sizeof text, "[pool %s]\nworkers = 3\nhandler = echo\n", name);
     expect_ok(text);
     CU_ASSERT_STRING_EQUAL(cfg.pools[0].name, name);
 
@@ -344,7 +339,7 @@ static void test_pool_name_length_limits(void)
     char text2[256], name2[64];
     memcpy(name2, name, sizeof name2);
     name2[46] = 'X';
-    snprintf(text2, sizeof text2, "[pool %s]\n[pool %s]\n", name, name2);
+    snprintf(text2, sizeof text2, "[pool %s]\nhandler = echo\n[pool %s]\nhandler = echo\n", name, name2);
     expect_ok(text2);
     CU_ASSERT_EQUAL(cfg.npools, 2);
 
@@ -373,10 +368,7 @@ static void test_key_outside_section_rejected(void)
 
 static void test_listen_list_parsed(void)
 {
-    expect_ok("[ringmaster]\n"
-              "listen = 127.0.0.1:80, [::1]:80 ,unix:/x, :8080,*:9090, localhost:0, "
-              "[fe80::1%eth0]:81\n"
-              "[pool a]\n");
+    expect_ok("[ringmaster]\nlisten = 127.0.0.1:80, [::1]:80 ,unix:/x, :8080,*:9090, localhost:0, [fe80::1%eth0]:81\n[pool a]\nhandler = echo\n");
     CU_ASSERT_EQUAL_FATAL(cfg.nlisten, 7);
     const struct rm_listen_addr *a = cfg.listen_addrs;
     CU_ASSERT_EQUAL(a[0].kind, RM_LISTEN_TCP);
@@ -447,8 +439,7 @@ static void test_out_of_range_rejected(void)
     expect_error_at("[ringmaster]\ngateways = 65\n[pool a]\n", NAME ":2: ", "gateways");
     expect_error_at("[pool a]\nmax_request_size = 2GiB\n", NAME ":2: ", "max_request_size");
     /* The bounds themselves are in range. */
-    expect_ok("[ringmaster]\nheartbeat_interval = 10ms\nmax_header_size = 1MiB\n"
-              "[pool a]\nworkers = 256\nmax_request_size = 1GiB\n");
+    expect_ok("[ringmaster]\nheartbeat_interval = 10ms\nmax_header_size = 1MiB\n[pool a]\nworkers = 256\nmax_request_size = 1GiB\nhandler = echo\n");
 }
 
 static void test_heartbeat_timeout_must_exceed_interval(void)
@@ -462,14 +453,14 @@ static void test_heartbeat_timeout_must_exceed_interval(void)
 
 static void test_workers_plus_spares_limited(void)
 {
-    expect_error("[pool a]\nworkers = 200\nspares = 57\n",
+    expect_error("[pool a]\nworkers = 200\nspares = 57\nhandler = echo\n",
                  NAME ":3: workers + spares is 257 in [pool a]: at most 256");
-    expect_ok("[pool a]\nworkers = 200\nspares = 56\n");
+    expect_ok("[pool a]\nworkers = 200\nspares = 56\nhandler = echo\n");
 }
 
 static void test_empty_handler_rejected(void)
 {
-    expect_error_at("[pool a]\nhandler =\n", NAME ":2: handler is empty in [pool a]",
+    expect_error_at("[pool a]\nhandler =\n", NAME ":2: handler is missing or empty in [pool a]",
                     "handler .so");
 }
 
@@ -505,7 +496,8 @@ static void test_comments_blanks_crlf_and_bom_accepted(void)
               "\r\n"
               "gateways = 3 ; inline comment\r\n"
               "[ pool a ]  ; the pool\r\n"
-              "workers: 5\r\n");
+              "workers: 5\r\n"
+              "handler = echo\r\n");
     CU_ASSERT_EQUAL(cfg.gateways, 3);
     CU_ASSERT_STRING_EQUAL(cfg.pools[0].name, "a");
     CU_ASSERT_EQUAL(cfg.pools[0].workers, 5);
@@ -533,7 +525,7 @@ static void test_overlong_line_rejected(void)
 
 static void test_failed_load_leaves_config_untouched(void)
 {
-    expect_ok("[pool a]\nworkers = 7\nmodel = m\n");
+    expect_ok("[pool a]\nworkers = 7\nmodel = m\nhandler = echo\n");
     rm_config_copy(&other, &cfg);
     CU_ASSERT_EQUAL(load("[pool a]\nworkers = 9\n[pool b]\nworkers = nope\n"), -1);
     CU_ASSERT_EQUAL(cfg.npools, 1);
@@ -544,7 +536,7 @@ static void test_failed_load_leaves_config_untouched(void)
 
 static void test_config_copy_rebinds_handler_keys(void)
 {
-    expect_ok("[pool a]\nmodel = m1\n[pool b]\nlang = eng\n");
+    expect_ok("[pool a]\nmodel = m1\nhandler = echo\n[pool b]\nlang = eng\nhandler = echo\n");
     rm_config_copy(&other, &cfg);
     memset(&cfg, 0, sizeof cfg);  /* the copy must not point back here */
     CU_ASSERT_PTR_EQUAL(other.pools[1].kv[0].key, other.pools[1].kv_store[0][0]);
@@ -555,7 +547,7 @@ static void test_config_copy_rebinds_handler_keys(void)
 
 static void test_pool_lookup_by_name(void)
 {
-    expect_ok("[pool echo]\n[pool ocr]\nworkers = 4\n");
+    expect_ok("[pool echo]\nhandler = echo\n[pool ocr]\nworkers = 4\nhandler = echo\n");
     CU_ASSERT_PTR_EQUAL(rm_config_pool(&cfg, "ocr"), &cfg.pools[1]);
     CU_ASSERT_PTR_EQUAL(rm_config_pool(&cfg, "echo"), &cfg.pools[0]);
     CU_ASSERT_PTR_NULL(rm_config_pool(&cfg, "ocr2"));
@@ -628,6 +620,34 @@ static void test_tensor_specs_for_metadata(void)
     expect_error_at("[pool a]\ninputs = x FP32 abc\n", NAME ":2: ", "dimension");
 }
 
+static void test_unknown_pool_keys_are_errors_with_a_hint(void)
+{
+    static const char *const none[] = {NULL};
+    static const char *const ocr[] = {"language", "tessdata", NULL};
+    static const char *const any[] = {"app", "*", NULL};
+    expect_ok("[pool a]\nhandler = echo\nwokers = 2\n");
+    CU_ASSERT_EQUAL(rm_config_check_handler_keys(&cfg, 0, "echo", none, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, NAME ":3: unknown key \"wokers\" in [pool a]: did you mean \"workers\"?"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "handler echo takes (none)"));
+    /* a handler that takes any key still refuses a near-miss of a pool key */
+    CU_ASSERT_EQUAL(rm_config_check_handler_keys(&cfg, 0, "python", any, err, sizeof err), -1);
+    expect_ok("[pool a]\nhandler = ocr\nlanguge = eng\n");
+    CU_ASSERT_EQUAL(rm_config_check_handler_keys(&cfg, 0, "ocr", ocr, err, sizeof err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "did you mean \"language\"?"));
+    expect_ok("[pool a]\nhandler = python\napp = m:f\nmodel_dir = /srv/m\n");
+    CU_ASSERT_EQUAL(rm_config_check_handler_keys(&cfg, 0, "python", any, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(rm_config_check_handler_keys(&cfg, 0, "old", NULL, err, sizeof err), 0); /* ABI 1: unchecked */
+    CU_ASSERT_EQUAL(rm_config_check_handler_keys(&cfg, 0, "ocr", ocr, err, sizeof err), -1);
+}
+
+static void test_relative_handler_path_starts_at_the_files_folder(void)
+{
+    expect_ok("[pool a]\nhandler = ./models/m.so\n");
+    CU_ASSERT_STRING_EQUAL(cfg.pools[0].handler, "/etc/./models/m.so");
+    expect_ok("[pool a]\nhandler = /abs/m.so\n");
+    CU_ASSERT_STRING_EQUAL(cfg.pools[0].handler, "/abs/m.so");
+}
+
 static const rm_test tests[] = {
     RM_TEST(test_defaults_applied_when_keys_absent),
     RM_TEST(test_defaults_function_gives_no_pools),
@@ -666,6 +686,8 @@ static const rm_test tests[] = {
     RM_TEST(test_file_error_names_path_and_line),
     RM_TEST(test_example_file_parses),
     RM_TEST(test_tensor_specs_for_metadata),
+    RM_TEST(test_unknown_pool_keys_are_errors_with_a_hint),
+    RM_TEST(test_relative_handler_path_starts_at_the_files_folder),
     { 0 },
 };
 

@@ -18,6 +18,7 @@
 #include "worker/handler.h"
 #include "worker/worker.h"
 #include "core/proctitle.h"
+#include "core/config.h"
 #include "core/exitcodes.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -98,6 +99,11 @@ int rm_preloader_main(struct rm_preloader_ctx *ctx)
     struct rm_handler_config hc;
     rm_worker_handler_config(w, &hc);
     hc.worker_index = 0;
+    if (rm_check_handler_keys(w->config_path ? w->config_path : "config", w->pool_name, w->kv, NULL, w->nkv, h->name,
+                              h->keys, err, sizeof err) < 0) {
+        rm_err("pool %s: %s", w->pool_name, err);
+        return RM_EXIT_INIT_FAILED;
+    }
     if (h->init && h->init(&state, &hc, err, sizeof err) != 0) {
         rm_err("pool %s: handler %s init failed: %s", w->pool_name, h->name, err[0] ? err : "no reason given");
         return RM_EXIT_INIT_FAILED;

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "worker/handler.h"
 #include "core/proctitle.h"
+#include "core/config.h"
 #include "core/exitcodes.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -152,6 +153,13 @@ int rm_worker_main(const struct rm_worker_ctx *ctx)
     }
     struct rm_handler_config hc;
     rm_worker_handler_config(ctx, &hc);
+    /* A reload's .so was not loaded by the master: check its keys here. */
+    if (!ctx->preloaded &&
+        rm_check_handler_keys(ctx->config_path ? ctx->config_path : "config", ctx->pool_name, ctx->kv, NULL, ctx->nkv,
+                              h->name, h->keys, err, sizeof err) < 0) {
+        rm_err("pool %s: %s", ctx->pool_name, err);
+        return RM_EXIT_INIT_FAILED;
+    }
     if (!ctx->preloaded && h->init && h->init(&state, &hc, err, sizeof err) != 0) {
         rm_err("pool %s: handler %s init failed: %s", ctx->pool_name, h->name, err[0] ? err : "no reason given");
         return RM_EXIT_INIT_FAILED;

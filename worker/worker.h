@@ -16,6 +16,7 @@ struct rm_worker_ctx {
     const char *pool_name;   /* [pool NAME] */
     const char *handler;     /* the pool's handler = spec */
     const char *config_dir;  /* folder of the configuration file */
+    const char *config_path; /* the file itself (messages) */
     const struct rm_handler_kv *kv;  /* the handler's own keys */
     size_t nkv;
     uint64_t heartbeat_ns;   /* heartbeat_interval: also the idle sleep */

@@ -102,8 +102,12 @@ static void upper_fini(void *state)
     free(st);
 }
 
+/* The pool keys it reads: any other key in its pool section is an error. */
+static const char *const upper_keys[] = {"prefix", NULL};
+
 static const struct rm_handler upper_handler = {
     .abi_version = RM_HANDLER_ABI_VERSION,
+    .keys = upper_keys,
     .name = "example_upper",
     .init = upper_init,
     .process = upper_process,

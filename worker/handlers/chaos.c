@@ -119,9 +119,12 @@ static int chaos_process(void *state, const struct rm_request *req,
     return rm_handler_echo.process(NULL, req, resp);
 }
 
+static const char *const chaos_keys[] = {NULL};
+
 const struct rm_handler rm_handler_chaos = {
     .abi_version = RM_HANDLER_ABI_VERSION,
     .name = "chaos",
+    .keys = chaos_keys,
     .init = NULL,
     .process = chaos_process,
     .fini = NULL,

@@ -48,9 +48,12 @@ static int echo_process(void *state, const struct rm_request *req,
     return rm_response_set(resp, 200, ct, req->body, req->body_len);
 }
 
+static const char *const echo_keys[] = {NULL};
+
 const struct rm_handler rm_handler_echo = {
     .abi_version = RM_HANDLER_ABI_VERSION,
     .name = "echo",
+    .keys = echo_keys,
     .init = NULL,
     .process = echo_process,
     .fini = NULL,

@@ -813,9 +813,12 @@ static void ocr_fini(void *state)
     free(st);
 }
 
+static const char *const ocr_keys[] = {"language", "tessdata", "psm", "max_image_pixels", NULL};
+
 const struct rm_handler rm_handler_ocr = {
     .abi_version = RM_HANDLER_ABI_VERSION,
     .name = "ocr",
+    .keys = ocr_keys,
     .init = ocr_init,
     .process = ocr_process,
     .fini = ocr_fini,

@@ -344,9 +344,12 @@ static void py_atfork(void *state, int phase)
         PyOS_AfterFork_Child();
 }
 
+static const char *const python_keys[] = {"app", "python_path", "*", NULL};
+
 const struct rm_handler rm_handler_python = {
     .abi_version = RM_HANDLER_ABI_VERSION,
     .name = "python",
+    .keys = python_keys,
     .init = py_init,
     .process = py_process,
     .fini = py_fini,
