@@ -29,6 +29,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -1112,6 +1113,13 @@ static int parse_text(struct rm_config *cfg, const char *name, const char *text,
     rm_config_defaults(cfg);
     snprintf(cfg->path, sizeof cfg->path, "%s", name);
 
+    /* Lines of any length: inih's line buffer on the heap, as large as the
+     * whole file (at most RM_CONFIG_MAX_BYTES). Values keep their own
+     * limits, each with its message. */
+    ini_use_stack = false;
+    ini_allow_realloc = false;
+    ini_max_line = (int)(len + 4 > 256 ? len + 4 : 256);
+    ini_initial_alloc = ini_max_line;
     int r = ini_parse_stream(read_line, p, on_key, p);
     if (r < 0) {
         p->failed = false;
@@ -1179,10 +1187,30 @@ int rm_config_load_string(struct rm_config *cfg, const char *name, const char *t
 int rm_config_load(struct rm_config *cfg, const char *path, char *err, size_t errlen)
 {
     char msg[256];
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    /* O_NONBLOCK: a FIFO must not hang the check; only a regular file is
+     * a configuration. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
         snprintf(msg, sizeof msg, "cannot open: %s", strerror(errno));
         write_err(err, errlen, path, 0, msg);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(msg, sizeof msg, "not a regular file (%s)",
+                 S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
+                 S_ISCHR(st.st_mode) ? "a character device" : S_ISSOCK(st.st_mode) ? "a socket" : "special");
+        write_err(err, errlen, path, 0, msg);
+        close(fd);
+        return -1;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        snprintf(msg, sizeof msg, "fdopen: %s", strerror(errno));
+        write_err(err, errlen, path, 0, msg);
+        close(fd);
         return -1;
     }
 

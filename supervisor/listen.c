@@ -151,3 +151,70 @@ void rm_listen_close(struct rm_listeners *l)
             close(l->fds[i]);
     l->n = 0;
 }
+
+int rm_listen_check(const struct rm_config *cfg, char *err, size_t errlen)
+{
+    struct sockaddr_storage seen[RM_MAX_LISTEN];
+    socklen_t seen_len[RM_MAX_LISTEN];
+    size_t nseen = 0;
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        const struct rm_listen_addr *a = &cfg->listen_addrs[i];
+        if (a->kind == RM_LISTEN_UNIX) {
+            char dir[sizeof a->path];
+            snprintf(dir, sizeof dir, "%s", a->path);
+            char *slash = strrchr(dir, '/');
+            if (slash && slash != dir)
+                *slash = '\0';
+            struct stat st;
+            if (slash && stat(slash == dir ? "/" : dir, &st) < 0) {
+                snprintf(err, errlen, "listen unix:%s: its folder: %s", a->path, strerror(errno));
+                return -1;
+            }
+            for (size_t k = 0; k < i; k++)
+                if (cfg->listen_addrs[k].kind == RM_LISTEN_UNIX && strcmp(cfg->listen_addrs[k].path, a->path) == 0) {
+                    snprintf(err, errlen, "listen unix:%s is given twice", a->path);
+                    return -1;
+                }
+            continue;
+        }
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+        struct addrinfo *res = NULL;
+        char port[16];
+        snprintf(port, sizeof port, "%u", a->port);
+        int r = getaddrinfo(a->host[0] ? a->host : NULL, port, &hints, &res);
+        if (r != 0) {
+            snprintf(err, errlen, "listen %s:%u: getaddrinfo: %s", a->host, a->port, gai_strerror(r));
+            return -1;
+        }
+        for (size_t k = 0; k < nseen; k++)
+            if (seen_len[k] == res->ai_addrlen && memcmp(&seen[k], res->ai_addr, res->ai_addrlen) == 0) {
+                snprintf(err, errlen, "listen %s:%u is given twice", a->host[0] ? a->host : "*", a->port);
+                freeaddrinfo(res);
+                return -1;
+            }
+        if (nseen < RM_MAX_LISTEN && res->ai_addrlen <= sizeof seen[0]) {
+            memcpy(&seen[nseen], res->ai_addr, res->ai_addrlen);
+            seen_len[nseen++] = res->ai_addrlen;
+        }
+        int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            snprintf(err, errlen, "listen %s:%u: socket: %s", a->host, a->port, strerror(errno));
+            freeaddrinfo(res);
+            return -1;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (res->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        int b = bind(fd, res->ai_addr, res->ai_addrlen);
+        int e = errno;
+        close(fd);
+        freeaddrinfo(res);
+        if (b < 0 && e != EADDRINUSE) {
+            snprintf(err, errlen, "listen %s:%u: bind: %s", a->host[0] ? a->host : "*", a->port, strerror(e));
+            return -1;
+        }
+    }
+    return 0;
+}

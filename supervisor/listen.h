@@ -22,4 +22,13 @@ struct rm_listeners {
 int rm_listen_open(struct rm_listeners *l, const struct rm_config *cfg, char *err, size_t errlen);
 void rm_listen_close(struct rm_listeners *l);
 
+/*
+ * For `ringmaster -t`: would start-up bind cfg's listen addresses? Each
+ * host must resolve, no two addresses may be the same, and a test bind
+ * must not fail for any reason but EADDRINUSE (the running ringmaster
+ * itself may hold it: a check before a reload). Unix paths: the folder
+ * must exist. 0, or -1 with "listen ADDRESS: why" in err.
+ */
+int rm_listen_check(const struct rm_config *cfg, char *err, size_t errlen);
+
 #endif

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,8 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/proctitle.h"
+#include "shm/segment.h"
+#include "supervisor/listen.h"
 #include "supervisor/master.h"
 #include "worker/handler.h"
 #include "core/exitcodes.h"
@@ -32,6 +35,31 @@ static void usage(FILE *f)
                "       ringmaster -t [-c FILE]    check the configuration and exit\n"
                "       ringmaster -V              print the version\n",
             DEFAULT_CONFIG);
+}
+
+/* Every pool's shared memory could be touched in full: refuse a
+ * configuration whose pools need more than the machine has (RAM + swap). */
+static int check_memory(const struct rm_config *cfg)
+{
+    struct sysinfo si;
+    if (sysinfo(&si) < 0)
+        return 0;
+    unsigned long long have = ((unsigned long long)si.totalram + si.totalswap) * si.mem_unit;
+    unsigned long long need = 0;
+    for (size_t i = 0; i < cfg->npools; i++) {
+        const struct rm_pool_config *pc = &cfg->pools[i];
+        struct rm_pool_spec s = {.nslots = pc->queue_depth, .max_req = pc->max_request_size,
+                                 .max_resp = pc->max_response_size};
+        unsigned long long b = rm_pool_bytes(&s);
+        need += b;
+        if (b > have || need > have) {
+            fprintf(stderr, "%s:%u: pool %s: queue_depth x (max_request_size + max_response_size) needs %.1f GiB of "
+                    "shared memory (all pools so far: %.1f GiB); this machine has %.1f GiB of RAM and swap\n",
+                    cfg->path, pc->line, pc->name, b / 1073741824.0, need / 1073741824.0, have / 1073741824.0);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* Handlers of every pool must resolve (built-in or a loadable .so). Runs in
@@ -153,7 +181,17 @@ int main(int argc, char **argv)
         free(cfg);
         return 1;
     }
+    if (check_memory(cfg) < 0) {
+        free(cfg);
+        return 1;
+    }
     if (test) {
+        /* What start-up would refuse, -t refuses: addresses it cannot bind. */
+        if (rm_listen_check(cfg, err, sizeof err) < 0) {
+            fprintf(stderr, "%s: %s\n", path, err);
+            free(cfg);
+            return 1;
+        }
         printf("%s: configuration ok (%zu pool%s)\n", path, cfg->npools, cfg->npools == 1 ? "" : "s");
         free(cfg);
         return 0;

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import RINGMASTER
+from harness import free_port, RINGMASTER
 
 
 class CommandLine(unittest.TestCase):
@@ -61,6 +61,25 @@ class CommandLine(unittest.TestCase):
             self.skipTest("built without the ocr handler")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, "", "nothing on stderr for a good file")
+
+    def test_check_rejects_what_start_up_would_reject(self):
+        port = free_port()
+        for listen, want in [("999.1.1.1:80", "getaddrinfo"),
+                             ("127.0.0.1:%d, 127.0.0.1:%d" % (port, port), "given twice"),
+                             ("192.0.2.7:%d" % port, "Cannot assign requested address")]:
+            _, r = self.check("[ringmaster]\nlisten = %s\n[pool e]\nhandler = echo\n" % listen)
+            self.assertEqual(r.returncode, 1, listen)
+            self.assertIn(want, r.stderr)
+        _, r = self.check("[pool e]\nhandler = echo\nqueue_depth = 65536\nmax_request_size = 1GiB\n")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("GiB of shared memory", r.stderr)
+
+    def test_check_refuses_a_fifo_at_once_instead_of_hanging(self):
+        fifo = os.path.join(self.tmp, "fifo.ini")
+        os.mkfifo(fifo)
+        r = subprocess.run([RINGMASTER, "-t", "-c", fifo], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not a regular file (a FIFO)", r.stderr)
 
     def test_check_rejects_keys_nobody_takes(self):
         # the misspellings an operator makes, each named with its line
