@@ -5,6 +5,8 @@
  * (reload_finished). At most MAX_CTL clients at a time.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -73,12 +75,32 @@ static void ctl_command(struct ctl_client *c)
     if (!nl)
         return;
     *nl = '\0';
+    /* "COMMAND [PATH]": PATH is the file ringmasterctl was given; a command
+     * meant for another configuration is refused, with the one we run. */
+    char *arg = strchr(c->buf, ' ');
+    if (arg) {
+        *arg++ = '\0';
+        char mine[PATH_MAX], theirs[PATH_MAX];
+        if (!realpath(M->cfg.path, mine))
+            snprintf(mine, sizeof mine, "%s", M->cfg.path);
+        if (!realpath(arg, theirs))
+            snprintf(theirs, sizeof theirs, "%s", arg);
+        if (strcmp(mine, theirs) != 0) {
+            char msg[2 * PATH_MAX + 128];
+            snprintf(msg, sizeof msg, "error: this ringmaster runs %s, not %s (use -c %s)\n", mine, theirs, mine);
+            ctl_reply(c, msg);
+            return;
+        }
+    }
     if (strcmp(c->buf, "reload") == 0) {
         char why[512];
         if (M->stopping) {
             ctl_reply(c, "error: stopping\n");
         } else if (M->reloading) {
-            c->waiting_reload = 1; /* join the reload under way */
+            /* The file may have changed after this reload read it: another
+             * reload follows, and this client gets its result. */
+            c->waiting_reload = 2;
+            M->reload_queued = 1;
         } else if (begin_reload(why, sizeof why) < 0) {
             char msg[600];
             snprintf(msg, sizeof msg, "error: %s\n", why);

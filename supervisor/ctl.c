@@ -10,6 +10,9 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
+#include <time.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -27,6 +30,36 @@
 #include "core/paths.h"
 
 
+/* The master's pid from the pid file, or -1. */
+static int read_pid(const struct rm_config *cfg)
+{
+    char path[4096];
+    rm_pidfile_path(cfg, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int pid = -1;
+    if (fscanf(f, "%d", &pid) != 1)
+        pid = -1;
+    fclose(f);
+    return pid;
+}
+
+/* pid is a process that has not ended (a zombie has ended). */
+static bool process_alive(int pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    return close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' && close_paren[2] != 'X';
+}
+
 static int command(const struct rm_config *cfg, const char *cmd)
 {
     char path[4096];
@@ -42,8 +75,11 @@ static int command(const struct rm_config *cfg, const char *cmd)
         fprintf(stderr, "ringmasterctl: connect %s: %s (is ringmaster running?)\n", path, strerror(errno));
         return 1;
     }
-    char line[300];
-    snprintf(line, sizeof line, "%s\n", cmd);
+    /* The file we were given goes along: the master refuses a command meant
+     * for another configuration (and says which one it runs). */
+    char abs[PATH_MAX], line[PATH_MAX + 32];
+    snprintf(line, sizeof line, "%s %s\n", cmd, realpath(cfg->path, abs) ? abs : cfg->path);
+    int master_pid = read_pid(cfg);
     if (write(fd, line, strlen(line)) < 0) {
         fprintf(stderr, "ringmasterctl: write: %s\n", strerror(errno));
         return 1;
@@ -55,6 +91,27 @@ static int command(const struct rm_config *cfg, const char *cmd)
         len += (size_t)n;
     reply[len] = '\0';
     close(fd);
+    if (strncmp(reply, "ok", 2) == 0 && strcmp(cmd, "stop") == 0) {
+        /* Return when the service has stopped, or say why not. */
+        if (master_pid <= 0) {
+            printf("stop: asked (no pid file to follow it)\n");
+            return 0;
+        }
+        uint64_t limit_ms = cfg->shutdown_timeout + 10000;
+        for (uint64_t waited = 0;; waited += 20) {
+            if (!process_alive(master_pid)) {
+                printf("stop: stopped\n");
+                return 0;
+            }
+            if (waited >= limit_ms) {
+                fprintf(stderr, "ringmasterctl: stop: ringmaster (pid %d) still runs after %.0f s\n", master_pid,
+                        limit_ms / 1e3);
+                return 1;
+            }
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
     if (strncmp(reply, "ok", 2) == 0) {
         printf("%s: ok\n", cmd);
         return 0;

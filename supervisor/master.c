@@ -113,6 +113,38 @@ static int stop_tick(uint64_t now)
 
 /* ------------------------------------------------------------------ setup */
 
+/*
+ * runtime_dir holds the control socket and the pid file: whoever can write
+ * it could put a symlink where ringmaster writes, or replace the socket
+ * ctl talks to. It must be a real directory (not a symlink), owned by the
+ * user ringmaster runs as, and writable by nobody else; otherwise start-up
+ * refuses it with the reason.
+ */
+static int check_runtime_dir(const char *dir, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(dir, &st) < 0) {
+        snprintf(err, errlen, "lstat(runtime_dir %s): %s", dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "runtime_dir %s is %s, not a directory: refusing it", dir,
+                 S_ISLNK(st.st_mode) ? "a symbolic link" : "a file");
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(err, errlen, "runtime_dir %s belongs to uid %u, not to uid %u that ringmaster runs as: refusing "
+                 "it (chown it, or choose another)", dir, (unsigned)st.st_uid, (unsigned)geteuid());
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, errlen, "runtime_dir %s is writable by %s (mode %04o): refusing it (chmod go-w %s)", dir,
+                 (st.st_mode & S_IWOTH) ? "everyone" : "its group", (unsigned)(st.st_mode & 07777), dir);
+        return -1;
+    }
+    return 0;
+}
+
 static int make_runtime_dir(const char *dir, char *err, size_t errlen)
 {
     char path[4096];
@@ -127,11 +159,30 @@ static int make_runtime_dir(const char *dir, char *err, size_t errlen)
         }
         *p = '/';
     }
-    if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+    if (mkdir(path, 0755) == 0)
+        M->created_runtime_dir = 1;
+    else if (errno != EEXIST) {
         snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
         return -1;
     }
-    return 0;
+    return check_runtime_dir(path, err, errlen);
+}
+
+/* A failed start leaves nothing behind: the socket and pid file it made,
+ * and the runtime_dir if it made it (and it is empty now). */
+static void undo_setup(void)
+{
+    char path[4096];
+    if (M->created_socket) {
+        rm_control_path(&M->cfg, path, sizeof path);
+        unlink(path);
+    }
+    if (M->created_pidfile) {
+        rm_pidfile_path(&M->cfg, path, sizeof path);
+        unlink(path);
+    }
+    if (M->created_runtime_dir)
+        rmdir(M->cfg.runtime_dir);
 }
 
 /*
@@ -161,6 +212,7 @@ static int write_pidfile(char *err, size_t errlen)
         unlink(tmp);
         return -1;
     }
+    M->created_pidfile = 1;
     return 0;
 }
 
@@ -213,6 +265,7 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
     }
     if ((M->ctlfd = open_control(err, errlen)) < 0)
         return -1;
+    M->created_socket = 1;
     if (rm_listen_open(&M->lis, &M->cfg, err, errlen) < 0)
         return -1;
 
@@ -286,8 +339,13 @@ static void on_signal(void)
             break; /* reaped below */
         case SIGHUP: {
             char why[512];
-            if (M->stopping || M->reloading) {
-                rm_warn("SIGHUP ignored: %s", M->stopping ? "stopping" : "a reload is under way");
+            if (M->stopping) {
+                rm_warn("SIGHUP ignored: stopping");
+            } else if (M->reloading) {
+                /* The file may have changed after this reload read it:
+                 * read it again once this one ends. */
+                M->reload_queued = 1;
+                rm_notice("SIGHUP during a reload: another reload follows this one");
             } else if (begin_reload(why, sizeof why) < 0) {
                 rm_err("reload refused, nothing changed: %s", why);
             }
@@ -327,6 +385,7 @@ int rm_master_run(const struct rm_config *cfg)
     char err[512];
     if (setup(cfg, err, sizeof err) < 0) {
         rm_err("startup failed: %s", err);
+        undo_setup();
         return 1;
     }
     srand((unsigned)(M->pid ^ rm_now_ns()));

@@ -115,7 +115,7 @@ struct pool_rt {
 struct ctl_client {
     int fd;
     int waiting_reload;  /* reply when the reload ends */
-    char buf[256];
+    char buf[4352];       /* "reload /path/of/the/file\n" */
     size_t len;
 };
 #define MAX_CTL 16
@@ -123,6 +123,7 @@ struct ctl_client {
 struct master {
     struct rm_config cfg;
     char config_dir[4096];     /* folder of cfg.path (relative paths in it start here) */
+    int created_runtime_dir, created_socket, created_pidfile;  /* undone when start-up fails */
     struct rm_seg seg;
     struct rm_listeners lis;
     int wake_fds[RM_MAX_GATEWAYS];
@@ -143,6 +144,7 @@ struct master {
     int workers_told_to_drain;
     /* reload */
     int reloading;
+    int reload_queued;    /* a SIGHUP or ctl reload came during a reload: another one follows it */
     uint64_t reload_started;
     struct rm_config old_cfg;     /* global keys a rollback restores */
     char reload_error[512];

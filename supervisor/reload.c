@@ -30,8 +30,27 @@ void reload_finished(int ok, const char *why)
     else
         snprintf(msg, sizeof msg, "error: %s\n", why);
     for (int i = 0; i < MAX_CTL; i++)
-        if (M->ctl[i].fd >= 0 && M->ctl[i].waiting_reload)
+        if (M->ctl[i].fd >= 0 && M->ctl[i].waiting_reload == 1)
             ctl_reply(&M->ctl[i], msg);
+    if (!M->reload_queued || M->stopping)
+        return;
+    /* A reload was asked for while this one ran: start it now, and the
+     * clients that asked get its result. */
+    M->reload_queued = 0;
+    char next_why[512];
+    int r = begin_reload(next_why, sizeof next_why);
+    for (int i = 0; i < MAX_CTL; i++) {
+        if (M->ctl[i].fd < 0 || M->ctl[i].waiting_reload != 2)
+            continue;
+        if (r < 0) {
+            snprintf(msg, sizeof msg, "error: %s\n", next_why);
+            ctl_reply(&M->ctl[i], msg);
+        } else {
+            M->ctl[i].waiting_reload = 1;
+        }
+    }
+    if (r < 0)
+        rm_err("reload refused, nothing changed: %s", next_why);
 }
 
 /*
