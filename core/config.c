@@ -1025,6 +1025,17 @@ static int validate(struct parser *p)
                     "runtime_dir must be an absolute path, got \"%s\"", cfg->runtime_dir),
                -1;
 
+    /* access_log: a path (relative to the file's folder) or off */
+    if (strcmp(cfg->access_log, "off") != 0 && cfg->access_log[0] != '/') {
+        if (!cfg->access_log[0])
+            return fail(p, p->global_seen[GK_access_log], "access_log is empty: a file or off"), -1;
+        char dir[4096], full[sizeof cfg->access_log];
+        config_dir_of(cfg->path, dir, sizeof dir);
+        int n = snprintf(full, sizeof full, "%s/%s", dir, cfg->access_log);
+        if (n < 0 || (size_t)n >= sizeof full)
+            return fail(p, p->global_seen[GK_access_log], "access_log path too long"), -1;
+        memcpy(cfg->access_log, full, (size_t)n + 1);
+    }
     char idmsg[320];
     if (resolve_identity(cfg->user, cfg->group, &cfg->gw_id, idmsg, sizeof idmsg))
         return fail(p, first_set(p->global_seen[GK_user], p->global_seen[GK_group], p->global_line), "%s",

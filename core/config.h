@@ -46,7 +46,8 @@ static_assert(RM_MAX_GATEWAYS < RM_SHM_MAX_PROCS, "gateways fit the slot owner f
     X(DUR,  idle_timeout,       "idle_timeout",       "60s",    100, 86400000)   \
     X(DUR,  backoff_max,        "backoff_max",        "30s",    100, 3600000)    \
     X(STR,  user,               "user",               "",       0, 0)            \
-    X(STR,  group,              "group",              "",       0, 0)
+    X(STR,  group,              "group",              "",       0, 0)            \
+    X(STR,  access_log,         "access_log",         "off",    0, 0)
 
 #define RM_POOL_KEYS(X)                                                          \
     X(STR,  handler,            "handler",            "",       0, 0)            \

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static bool to_journal;
@@ -34,10 +35,19 @@ void rm_log(enum rm_log_level level, const char *fmt, ...)
     int saved = errno;
     char line[2048];
     int n;
-    if (to_journal)
+    if (to_journal) {
+        /* journald stamps its own time */
         n = snprintf(line, sizeof line, "<%d>%s: ", (int)level, role);
-    else
-        n = snprintf(line, sizeof line, "ringmaster[%d]: %s: %s: ", (int)getpid(), role, level_names[level & 7]);
+    } else {
+        /* RFC 3339, UTC, milliseconds: lines of every process sort */
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ringmaster[%d]: %s: %s: ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, (int)getpid(), role, level_names[level & 7]);
+    }
     if (n < 0 || (size_t)n >= sizeof line)
         n = 0;
     va_list ap;

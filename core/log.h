@@ -2,7 +2,7 @@
  * log.h - one line per write(2) to stderr. With stderr connected to the
  * journal ($JOURNAL_STREAM names its device:inode), lines get the <N>
  * priority prefix journald understands; otherwise they read
- * "ringmaster[PID]: LEVEL: message".
+ * "2026-11-29T15:03:23.123Z ringmaster[PID]: ROLE: LEVEL: message" (RFC 3339, UTC).
  */
 #ifndef RM_LOG_H
 #define RM_LOG_H

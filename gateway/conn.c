@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -71,7 +73,7 @@ void gw_conn_close(struct gw *gw, struct gw_conn *c)
     gw->free_head = c->idx;
 }
 
-void gw_conn_open(struct gw *gw, int fd)
+void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned peerlen)
 {
     static const char busy[] =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -92,6 +94,13 @@ void gw_conn_open(struct gw *gw, int fd)
     }
     c->fd = fd;
     gw_conn_start(gw, c);
+    /* the client's address, for the access log */
+    char host[NI_MAXHOST] = "-", serv[NI_MAXSERV] = "";
+    if (gw->access_fd >= 0 && peer && peerlen && peer->sa_family != AF_UNIX &&
+        getnameinfo(peer, peerlen, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        snprintf(c->peer, sizeof c->peer, peer->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+    else
+        snprintf(c->peer, sizeof c->peer, peer && peer->sa_family == AF_UNIX ? "unix" : "-");
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = EV_CONN(c)};
     if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         rm_err("epoll_ctl(ADD connection): %s", strerror(errno));

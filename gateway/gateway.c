@@ -83,7 +83,9 @@ static void on_accept(struct gw *gw, size_t li)
     if (li >= gw->nlisten || gw->lfds[li] < 0)
         return;
     for (int k = 0; k < GW_ACCEPT_BURST; k++) {
-        int fd = accept4(gw->lfds[li], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int fd = accept4(gw->lfds[li], (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
@@ -103,7 +105,7 @@ static void on_accept(struct gw *gw, size_t li)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  /* fails on unix sockets: fine */
-        gw_conn_open(gw, fd);
+        gw_conn_open(gw, fd, (struct sockaddr *)&peer, plen);
     }
 }
 
@@ -296,6 +298,7 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
     gw->index = ctx->index;
     gw->epfd = gw->tfd = gw->sfd = -1;
     gw->chan_fd = ctx->chan_fd;
+    gw->access_fd = ctx->access_fd;
     gw->free_head = UINT32_MAX;
     /* Before anything else: the master's memory read-only, no memfd
      * descriptor left open. */

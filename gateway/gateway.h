@@ -38,6 +38,7 @@ struct rm_gw_ctx {
     size_t nlisten;
     int wake_fd;             /* eventfd: a slot of ours is DONE */
     int chan_fd;             /* the master's channel: memfds of pools created later; -1 none */
+    int access_fd;           /* access log (O_APPEND), -1 off */
     pid_t master_pid;
 };
 

@@ -14,6 +14,8 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -82,6 +84,8 @@ static int cb_message_begin(http_parser *p)
     gw_req_reset(c);
     c->phase = GW_HEADERS;
     c->phase_start_ns = c->gw->now;
+    c->req_start_ns = c->gw->now;
+    c->attempt = 0;
     return 0;
 }
 
@@ -294,6 +298,41 @@ static void write_with_body(struct gw *gw, struct gw_conn *c, const void *body, 
     }
 }
 
+/*
+ * One line per answer in the access log, written with one write(2) to a
+ * descriptor opened O_APPEND (lines of several gateways never interleave):
+ *   TIME CLIENT "METHOD URL" POOL STATUS BYTES SECONDS ATTEMPT
+ * ATTEMPT is how many runs the request took (0: not an inference).
+ */
+static void access_line(struct gw *gw, const struct gw_conn *c, unsigned status, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char url[260];
+    size_t u = 0;
+    for (size_t i = 0; i < c->url_len && u < sizeof url - 4; i++) {
+        unsigned char ch = (unsigned char)c->url[i];
+        url[u++] = (ch < 0x21 || ch == 0x7f || ch == '"' || ch == '\\') ? '?' : (char)ch;
+    }
+    if (c->url_len > u)
+        url[u++] = '.', url[u++] = '.', url[u++] = '.';
+    url[u] = '\0';
+    const char *pool = c->pool >= 0 && (unsigned)c->pool < RM_SHM_MAX_POOLS ? gw->pools[c->pool].name : "-";
+    uint64_t start = c->req_start_ns && c->req_start_ns <= gw->now ? c->req_start_ns : gw->now;
+    char line[512];
+    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s \"%s %s\" %s %u %zu %.6f %u\n",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, c->peer[0] ? c->peer : "-",
+                     http_method_str((enum http_method)c->method), u ? url : "-", pool[0] ? pool : "-", status, len,
+                     (gw->now - start) / 1e9, c->attempt);
+    if (n > 0) {
+        ssize_t w = write(gw->access_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        (void)w; /* a full disk must not stop answering */
+    }
+}
+
 void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *ctype,
                 const void *body, size_t len, const char *extra)
 {
@@ -340,6 +379,8 @@ void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *c
     }
     gw_buf_reset(&c->body, GW_BUF_KEEP);
     c->answers++;
+    if (gw->access_fd >= 0)
+        access_line(gw, c, status, len);
     if (!keep) {
         c->close_after = true;
         return;

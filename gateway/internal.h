@@ -126,6 +126,9 @@ struct gw_conn {
     bool msg_done;            /* parser reached the end of a message */
     bool head;                /* HEAD request: no body in the answer */
     uint64_t phase_start_ns;  /* when phase began (header timeout, idle timeout) */
+    uint64_t req_start_ns;    /* first byte of the current request (access log) */
+    unsigned attempt;         /* runs of the answered request (access log; 0: not an inference) */
+    char peer[64];            /* the client's address, for the access log */
     uint64_t last_read_ns;
     uint64_t last_write_ns;   /* last write progress (stalled readers) */
     uint64_t linger_until_ns;
@@ -200,6 +203,7 @@ struct gw {
     int tfd;                  /* timerfd: the tick */
     int sfd;                  /* signalfd */
     int chan_fd;              /* the master's channel (new pools' memfds), -1 none */
+    int access_fd;            /* access log, -1 off */
     int *lfds;                /* our copies of the listening sockets, -1 closed */
     size_t nlisten;
     bool accept_paused;       /* EMFILE: listening sockets out of epoll until the tick */
@@ -233,7 +237,8 @@ struct gw {
 };
 
 /* conn.c */
-void gw_conn_open(struct gw *gw, int fd);               /* accepted: set up, or refuse */
+struct sockaddr;
+void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned peerlen); /* accepted: set up, or refuse */
 void gw_conn_start(struct gw *gw, struct gw_conn *c);   /* reset for a new connection */
 void gw_conn_close(struct gw *gw, struct gw_conn *c);
 

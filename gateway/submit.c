@@ -18,6 +18,7 @@
 #include "shm/clock.h"
 #include "shm/request.h"
 #include "shm/segment.h"
+#include "shm/slot.h"
 
 /* ------------------------------------------------------------------ pending list */
 
@@ -206,6 +207,7 @@ static bool check_one(struct gw *gw, struct gw_conn *c)
         return false;
     case RM_POLL_DONE: {
         pending_remove(gw, c);
+        c->attempt = RM_SLOT_ATTEMPTS(a.word);
         enum rm_outcome o = answer(gw, c, &a);
         /* The answer is copied into the connection's output: the slot may go. */
         rm_req_release(&gp->view, &c->ticket, &a);

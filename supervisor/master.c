@@ -220,7 +220,7 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
 {
     M->cfg = *cfg;
     M->pid = getpid();
-    M->epfd = M->sigfd = M->timerfd = M->ctlfd = -1;
+    M->epfd = M->sigfd = M->timerfd = M->ctlfd = M->access_fd = -1;
     for (int i = 0; i < MAX_CTL; i++)
         M->ctl[i].fd = -1;
     for (unsigned i = 0; i < NPROCS; i++)
@@ -266,6 +266,16 @@ static int setup(const struct rm_config *cfg, char *err, size_t errlen)
     if ((M->ctlfd = open_control(err, errlen)) < 0)
         return -1;
     M->created_socket = 1;
+    if (strcmp(M->cfg.access_log, "off") != 0) {
+        /* Appended by every gateway, one write(2) per line; never through
+         * a symlink; mode set at creation. */
+        M->access_fd = open(M->cfg.access_log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+        if (M->access_fd < 0) {
+            snprintf(err, errlen, "open(access_log %s, O_APPEND | O_CREAT | O_NOFOLLOW): %s", M->cfg.access_log,
+                     strerror(errno));
+            return -1;
+        }
+    }
     if (rm_listen_open(&M->lis, &M->cfg, err, errlen) < 0)
         return -1;
 

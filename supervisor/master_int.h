@@ -127,7 +127,8 @@ struct master {
     struct rm_seg seg;
     struct rm_listeners lis;
     int wake_fds[RM_MAX_GATEWAYS];
-    int gw_chan[RM_MAX_GATEWAYS];  /* master's end of each gateway's channel (new pools' memfds), -1 none */
+    int gw_chan[RM_MAX_GATEWAYS];
+    int access_fd;              /* access_log, opened by the master for the gateways; -1 off */  /* master's end of each gateway's channel (new pools' memfds), -1 none */
     int epfd, sigfd, timerfd, ctlfd;
     struct ctl_client ctl[MAX_CTL];
     int ctl_paused;         /* accept failed for lack of fds: re-armed each tick */

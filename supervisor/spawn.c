@@ -107,6 +107,11 @@ static void child_setup(const char *role)
     for (unsigned i = 0; i < RM_MAX_GATEWAYS; i++)
         if (M->gw_chan[i] >= 0)
             close(M->gw_chan[i]);
+    /* Workers never write the access log (gateways keep it: spawn). */
+    if (M->access_fd >= 0 && strncmp(role, "gateway", 7) != 0) {
+        close(M->access_fd);
+        M->access_fd = -1;
+    }
     /* The memfds' descriptors stay open until the child confines itself
      * (rm_seg_confine_*), which closes them: it needs the read-only ones. */
     rm_log_init(role);
@@ -245,7 +250,8 @@ int spawn(unsigned sb, int role, unsigned pool, unsigned index)
             struct rm_gw_ctx gctx = {
                 .seg = &M->seg, .limits = rm_gw_limits_from(&M->cfg), .index = index,
                 .listen_fds = M->lis.fds, .nlisten = M->lis.n,
-                .wake_fd = M->wake_fds[index], .chan_fd = zsv[1], .master_pid = M->pid,
+                .wake_fd = M->wake_fds[index], .chan_fd = zsv[1], .access_fd = M->access_fd,
+                .master_pid = M->pid,
             };
             _exit(rm_gateway_main(&gctx));
         }

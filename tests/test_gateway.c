@@ -120,7 +120,7 @@ static void start_with(const struct opts *o)
         rm_log_init("gateway 0");
         struct rm_gw_ctx ctx = {
             .seg = &seg, .limits = rm_gw_limits_from(&cfg), .index = 0, .listen_fds = &lfd, .nlisten = 1,
-            .wake_fd = wake_fd, .chan_fd = -1, .master_pid = master,
+            .wake_fd = wake_fd, .chan_fd = -1, .access_fd = -1, .master_pid = master,
         };
         rm_gateway_main(&ctx);
         _exit(99);

@@ -94,3 +94,51 @@ class Tools(ServerTestCase):
 def _apps():
     return os.path.join(os.path.abspath(os.environ.get("srcdir", ".")), "tests", "python_apps")
 
+
+
+class Logs(ServerTestCase):
+
+    def test_log_lines_carry_an_rfc3339_time_and_a_level(self):
+        import re
+        srv = self.server(pools={"echo": {"handler": "echo", "workers": 1}})
+        lines = [l for l in srv.log().splitlines() if l.strip()]
+        self.assertTrue(lines)
+        pat = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ringmaster\[\d+\]: [^:]+: "
+                         r"(error|warning|notice|info|debug): ")
+        for line in lines:
+            self.assertRegex(line, pat)
+
+    def test_access_log_has_a_line_per_answer(self):
+        import re
+        srv = self.server(pools={"echo": {"handler": "echo", "workers": 1},
+                                 "chaos": {"handler": "chaos", "workers": 2, "max_attempts": 2}},
+                          access_log="access.log")
+        self.assertEqual(srv.infer("echo", b"hello")[0], 200)
+        self.assertEqual(srv.infer("chaos", b"crash-once")[0], 200)  # a re-run: attempt 2
+        self.assertEqual(srv.http("GET", "/v2/health/live")[0], 200)
+        self.assertEqual(srv.http("GET", "/nope")[0], 404)
+        path = os.path.join(srv.tmp, "access.log")  # relative to the INI's folder
+        pat = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z 127\.0\.0\.1:\d+ "(\S+) (\S+)" (\S+) (\d{3}) '
+                         r'(\d+) (\d+\.\d{6}) (\d+)$')
+
+        def parsed():
+            if not os.path.exists(path):
+                return []
+            out = []
+            for line in open(path).read().splitlines():
+                m = pat.match(line)
+                self.assertIsNotNone(m, line)
+                out.append(m.groups())
+            return out
+        wait_for(lambda: any(p[1] == "/nope" for p in parsed()), 5, what="the access log lines")
+        by = {}
+        for p in parsed():
+            by.setdefault((p[1], p[2]), []).append(p)
+        (echo,) = by[("/v2/models/echo/infer", "echo")]
+        self.assertEqual((echo[0], echo[3], echo[4], echo[6]), ("POST", "200", "5", "1"))
+        (chaos,) = by[("/v2/models/chaos/infer", "chaos")]
+        self.assertEqual((chaos[3], chaos[6]), ("200", "2"))
+        live = by[("/v2/health/live", "-")][0]
+        self.assertEqual((live[3], live[6]), ("200", "0"))
+        self.assertEqual(by[("/nope", "-")][0][3], "404")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o640)
