@@ -60,6 +60,7 @@ static_assert(RM_MAX_GATEWAYS < RM_SHM_MAX_PROCS, "gateways fit the slot owner f
     X(DUR,  startup_timeout,    "startup_timeout",    "60s",    1, 86400000)     \
     X(UINT, max_attempts,       "max_attempts",       "2",      1, 100)          \
     X(UINT, max_requests,       "max_requests",       "0",      0, 4000000000u)  \
+    X(SIZE, max_worker_memory,  "max_worker_memory",  "0",      0, 1099511627776ull) \
     X(BOOL, preload,            "preload",            "no",     0, 0)            \
     X(STR,  inputs,             "inputs",             "",       0, 0)            \
     X(STR,  outputs,            "outputs",            "",       0, 0)            \

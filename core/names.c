@@ -17,6 +17,7 @@ static const char *const restart_reasons[RM_RESTART_N] = {
     [RM_RESTART_CRASHED] = "crashed",   [RM_RESTART_HEARTBEAT] = "heartbeat",
     [RM_RESTART_TIMEOUT] = "timeout",   [RM_RESTART_RECYCLED] = "recycled",
     [RM_RESTART_RELOAD] = "reload",     [RM_RESTART_INIT_FAILED] = "init_failed",
+    [RM_RESTART_MEMORY] = "memory",
 };
 
 static const char *const outcomes[RM_OUT_N] = {

@@ -5,6 +5,7 @@
  * still waits for (its slot is freed, or left ABORTED to its worker).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -16,9 +17,11 @@
 #include "core/log.h"
 #include "gateway/internal.h"
 
-/* Connections above max_connections still get a proper 503 (and a
- * lingering close) up to this many; beyond, they are closed at once. */
-#define OVERFLOW_CONNS 64
+/* Connections above max_connections are still read, up to
+ * GW_OVERFLOW_CONNS more: a health probe is answered, anything else gets a
+ * proper 503, and the connection is closed. Beyond, they are closed at
+ * once. */
+#define OVERFLOW_CONNS GW_OVERFLOW_CONNS
 
 static struct gw_conn *conn_alloc(struct gw *gw)
 {
@@ -43,9 +46,17 @@ static struct gw_conn *conn_alloc(struct gw *gw)
     c->gw = gw;
     c->fd = -1;
     c->body.account = &gw->body_bytes;
+    c->out.account = &gw->body_bytes; /* unread answers count against the same cap */
     c->idx = gw->nconns;
     gw->conns[gw->nconns++] = c;
     return c;
+}
+
+void gw_spares_refill(struct gw *gw)
+{
+    for (int i = 0; i < GW_SPARE_FDS; i++)
+        if (gw->spare_fds[i] < 0)
+            gw->spare_fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 void gw_conn_close(struct gw *gw, struct gw_conn *c)
@@ -71,16 +82,31 @@ void gw_conn_close(struct gw *gw, struct gw_conn *c)
     c->out_off = 0;
     c->free_next = gw->free_head;
     gw->free_head = c->idx;
+    c->overflow = false;
+    gw_spares_refill(gw);
 }
 
-void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned peerlen)
+void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned peerlen, bool reserve)
 {
     static const char busy[] =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
         "Content-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
         "{\"error\":\"too many connections\"}";
-    bool over = gw->nactive >= gw->max_connections;
-    if (over && gw->nactive >= gw->max_connections + OVERFLOW_CONNS) {
+    bool over = reserve || gw->nactive >= gw->max_connections;
+    if (over && !reserve && gw->nactive >= gw->max_connections + OVERFLOW_CONNS) {
+        /* Full: an idle keep-alive connection makes room (its client
+         * reconnects when it has something to ask), so that a health probe
+         * or a new client is not turned away by clients that sit idle. */
+        struct gw_conn *victim = NULL;
+        unsigned looked = 0;
+        for (struct gw_conn *k = gw->active; k && looked < 1024; k = k->next, looked++)
+            if (k->phase == GW_IDLE && k->out_off == k->out.len && k->in_len == 0 &&
+                (!victim || k->phase_start_ns < victim->phase_start_ns))
+                victim = k;
+        if (victim)
+            gw_conn_close(gw, victim);
+    }
+    if (over && !reserve && gw->nactive >= gw->max_connections + OVERFLOW_CONNS) {
         ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)w;
         close(fd);
@@ -119,7 +145,7 @@ void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned p
     gw->nactive++;
     if (over) {
         c->keepalive = false;
-        gw_respond_error_s(gw, c, 503, "too many connections");
+        c->overflow = true; /* routes.c: health answered, anything else 503 */
     }
 }
 

@@ -6,12 +6,14 @@
  * Connections are set up and torn down in conn.c; epoll tags in internal.h.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -95,6 +97,23 @@ static void on_accept(struct gw *gw, size_t li)
                 rm_err("accept4: %s", strerror(errno));
                 last_log_ns = gw->now;
             }
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: give up a spare to take this one
+                 * connection, so a health probe still gets its answer. */
+                for (int s = 0; s < GW_SPARE_FDS; s++) {
+                    if (gw->spare_fds[s] < 0)
+                        continue;
+                    close(gw->spare_fds[s]);
+                    gw->spare_fds[s] = -1;
+                    plen = sizeof peer;
+                    fd = accept4(gw->lfds[li], (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                    break;
+                }
+                if (fd >= 0) {
+                    gw_conn_open(gw, fd, (struct sockaddr *)&peer, plen, true);
+                    continue;
+                }
+            }
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Out of descriptors: stop accepting until the next tick
                  * instead of spinning on a readable listening socket. */
@@ -105,7 +124,7 @@ static void on_accept(struct gw *gw, size_t li)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  /* fails on unix sockets: fine */
-        gw_conn_open(gw, fd, (struct sockaddr *)&peer, plen);
+        gw_conn_open(gw, fd, (struct sockaddr *)&peer, plen, false);
     }
 }
 
@@ -321,6 +340,26 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
     gw->idle_timeout_ns = lim->idle_timeout_ms * 1000000u;
     gw->shutdown_timeout_ns = lim->shutdown_timeout_ms * 1000000u;
     gw->max_connections = lim->max_connections ? lim->max_connections : 1;
+    /* max_connections within RLIMIT_NOFILE: each connection is a
+     * descriptor, and the over-the-limit answers, the reserve and our own
+     * descriptors need some too. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        uint64_t others = 64 + GW_SPARE_FDS + GW_OVERFLOW_CONNS + ctx->nlisten;
+        uint64_t room = rl.rlim_cur > others ? rl.rlim_cur - others : 1;
+        if (gw->max_connections > room) {
+            rm_warn("max_connections %u exceeds what RLIMIT_NOFILE (%llu descriptors) allows: capped at %llu",
+                    gw->max_connections, (unsigned long long)rl.rlim_cur, (unsigned long long)room);
+            gw->max_connections = (unsigned)room;
+        }
+    }
+    /* Large buffers (bodies, answers) from mmap, given back to the kernel
+     * when freed: a fixed threshold stops glibc from raising it after the
+     * first free, which would keep the high-water mark of a burst. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    for (int s = 0; s < GW_SPARE_FDS; s++)
+        gw->spare_fds[s] = -1;
+    gw_spares_refill(gw);
     http_parser_set_max_header_size(lim->max_header_size > UINT32_MAX ? UINT32_MAX
                                                                       : (uint32_t)lim->max_header_size);
     gw_http_settings(&gw->settings);

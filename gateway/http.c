@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "gateway/internal.h"
 #include "shm/segment.h"
 
@@ -177,6 +178,9 @@ static int cb_headers_complete(http_parser *p)
     c->ctype[c->ctype_len] = '\0';
 
     gw_route_classify(gw, c);
+    /* Over max_connections: health probes are answered, nothing else. */
+    if (c->overflow && c->route != GW_R_LIVE && c->route != GW_R_READY && c->route != GW_R_MODEL_READY)
+        return early(c, 503, "too many connections");
 
     bool chunked = p->flags & F_CHUNKED;
     uint64_t declared = p->content_length;  /* ULLONG_MAX: no Content-Length */
@@ -258,7 +262,7 @@ static const char *reason_phrase(unsigned status)
 
 static bool conn_keep(const struct gw *gw, const struct gw_conn *c)
 {
-    return c->keepalive && !c->close_after && !gw->draining && !c->parser.upgrade;
+    return c->keepalive && !c->close_after && !c->overflow && !gw->draining && !c->parser.upgrade;
 }
 
 /* Try to write pending output plus body in one writev; whatever is not
@@ -371,6 +375,18 @@ void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *c
             write_with_body(gw, c, body, len);
         else
             gw_buf_put(o, body, len);
+    }
+    if (gw->body_bytes > GW_BODY_BUDGET && o->len - c->out_off > GW_BUF_KEEP) {
+        /* This client has not read what it was sent and the gateway's
+         * memory cap is reached: it loses its connection, nobody else
+         * loses anything. */
+        if (gw->now - gw->budget_log_ns > 1000000000u) {
+            rm_warn("closing a client (%s) that does not read its answers: %zu MiB of answers are waiting "
+                    "(cap %u MiB per gateway)", c->peer[0] ? c->peer : "?", gw->body_bytes >> 20,
+                    GW_BODY_BUDGET >> 20);
+            gw->budget_log_ns = gw->now;
+        }
+        c->broken = true;
     }
     if (o->oom) {
         gw_buf_reset(o, 0);

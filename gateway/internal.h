@@ -51,6 +51,8 @@ enum { EVK_CONN = 0, EVK_LISTEN = 1, EVK_WAKE = 2, EVK_TIMER = 3, EVK_SIGNAL = 4
 #define GW_STUCK_GRACE_NS (10000ull * 1000000u) /* RUNNING this long past deadline: give up */
 #define GW_DRAIN_FRESH_NS (1000ull * 1000000u) /* draining: wait this long for a first request */
 #define GW_MAX_EVENTS 256
+#define GW_SPARE_FDS 4                       /* descriptors kept in reserve (EMFILE: health still answers) */
+#define GW_OVERFLOW_CONNS 64                 /* over max_connections: answered (health, or 503), then closed */
 #define GW_ACCEPT_BURST 64
 #define GW_ERRMSG_MAX 1024                   /* handler message bytes put in a 500 */
 
@@ -67,8 +69,10 @@ struct gw_buf {
 };
 
 /* Request bodies waiting in one gateway's memory (before they go into a
- * slot) are capped in total: past it, new uploads get 503. Without a cap,
- * many slow uploads of max_request_size could hold gigabytes. */
+ * slot) and answers waiting for clients that do not read are capped in
+ * total: past it, new uploads get 503, and a connection whose answer would
+ * go past it is closed (its client was not reading). Without a cap, many
+ * slow uploads, or clients that never read, could hold gigabytes. */
 #define GW_BODY_BUDGET (256u * 1024u * 1024u)
 
 bool gw_buf_reserve(struct gw_buf *b, size_t extra);
@@ -125,6 +129,7 @@ struct gw_conn {
     bool keepalive;           /* of the current message */
     bool msg_done;            /* parser reached the end of a message */
     bool head;                /* HEAD request: no body in the answer */
+    bool overflow;            /* over max_connections: health answered, anything else 503, then closed */
     uint64_t phase_start_ns;  /* when phase began (header timeout, idle timeout) */
     uint64_t req_start_ns;    /* first byte of the current request (access log) */
     unsigned attempt;         /* runs of the answered request (access log; 0: not an inference) */
@@ -207,6 +212,7 @@ struct gw {
     int *lfds;                /* our copies of the listening sockets, -1 closed */
     size_t nlisten;
     bool accept_paused;       /* EMFILE: listening sockets out of epoll until the tick */
+    int spare_fds[GW_SPARE_FDS]; /* held back: given up to take a health probe when descriptors run out */
     bool draining;
     uint64_t drain_start_ns;
     unsigned stop_signals;
@@ -227,7 +233,8 @@ struct gw {
     uint32_t nactive;
     struct gw_conn *pending;  /* connections in GW_WAIT */
     uint32_t npending;
-    size_t body_bytes;        /* request-body buffer memory, all connections (GW_BODY_BUDGET) */
+    size_t body_bytes;        /* request bodies and unsent answers, all connections (GW_BODY_BUDGET) */
+    uint64_t budget_log_ns;   /* last "closed a client that does not read" line */
 
     struct gw_pool pools[RM_SHM_MAX_POOLS];
     uint64_t req_seq;
@@ -238,9 +245,13 @@ struct gw {
 
 /* conn.c */
 struct sockaddr;
-void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned peerlen); /* accepted: set up, or refuse */
+/* Accepted: set up, or refuse. reserve: taken with a spare descriptor
+ * (health only, then closed). */
+void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned peerlen, bool reserve);
 void gw_conn_start(struct gw *gw, struct gw_conn *c);   /* reset for a new connection */
 void gw_conn_close(struct gw *gw, struct gw_conn *c);
+/* Keep GW_SPARE_FDS descriptors in reserve (after a connection closed). */
+void gw_spares_refill(struct gw *gw);
 
 /* http.c */
 void gw_http_settings(http_parser_settings *s);

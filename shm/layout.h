@@ -311,6 +311,7 @@ enum rm_restart_reason {
     RM_RESTART_RECYCLED,    /* max_requests reached */
     RM_RESTART_RELOAD,      /* replaced by a reload */
     RM_RESTART_INIT_FAILED, /* handler init failed */
+    RM_RESTART_MEMORY,      /* max_worker_memory reached */
     RM_RESTART_N
 };
 

@@ -63,6 +63,7 @@ struct proc {
     uint64_t max_requests;/* jittered recycle limit, 0 never */
     int reserved;         /* preload pools: entry reserved, worker being forked by the preloader */
     uint64_t reserved_at;
+    uint64_t next_mem_check_ns; /* max_worker_memory: next look at its RSS */
     int heal_killed;      /* killed because its pool's memory is rebuilt: no recovery, no backoff */
     int poisoned;         /* reservation given up (pid word tombstoned): never reused */
 };

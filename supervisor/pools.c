@@ -192,6 +192,8 @@ void retry_pending(void)
 
 /* ------------------------------------------------------------------ checks */
 
+static uint64_t proc_rss_bytes(pid_t pid);
+
 void check_procs(uint64_t now)
 {
     const uint64_t hb_timeout = M->cfg.heartbeat_timeout * MS;
@@ -254,7 +256,40 @@ void check_procs(uint64_t now)
             atomic_fetch_add_explicit(&rm_seg_master_stats(&M->seg, M->pools[p->pool].shm)->restarts[RM_RESTART_RECYCLED],
                                       1, memory_order_relaxed);
         }
+        /* max_worker_memory: a worker that grew past it is recycled
+         * through the same handover (its replacement is ready first). Read
+         * from /proc, the kernel's truth, about once a second per worker. */
+        uint64_t limit = p->role == RM_ROLE_WORKER && p->pool < RM_SHM_MAX_POOLS
+                             ? M->pools[p->pool].cfg.max_worker_memory : 0;
+        if (limit && !p->recycling && !p->retiring && now >= p->next_mem_check_ns) {
+            p->next_mem_check_ns = now + 1000 * MS;
+            uint64_t rss = proc_rss_bytes(p->pid);
+            if (rss > limit) {
+                char nb[96];
+                rm_notice("%s (pid %d) uses %llu MiB, over max_worker_memory (%llu MiB): recycling it",
+                          proc_name(p, nb, sizeof nb), (int)p->pid, (unsigned long long)(rss >> 20),
+                          (unsigned long long)(limit >> 20));
+                p->recycling = 1;
+                /* relaxed: a statistics counter (single writer, the master). */
+                atomic_fetch_add_explicit(&rm_seg_master_stats(&M->seg, M->pools[p->pool].shm)->restarts[RM_RESTART_MEMORY],
+                                          1, memory_order_relaxed);
+            }
+        }
     }
+}
+
+/* Resident memory of pid, from /proc/PID/statm (0 if it is gone). */
+static uint64_t proc_rss_bytes(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long long size = 0, resident = 0;
+    int ok = fscanf(f, "%llu %llu", &size, &resident) == 2;
+    fclose(f);
+    return ok ? resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
 /* ------------------------------------------------------------------ published state */

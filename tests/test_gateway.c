@@ -1169,10 +1169,21 @@ static void test_connections_over_max_get_503(void)
     CU_ASSERT_EQUAL_FATAL(client_read(a, &r1, false), 0);
     client_sends(b, get("/v2/health/live"));
     CU_ASSERT_EQUAL_FATAL(client_read(b, &r1, false), 0);
+    /* over the limit: an inference gets 503 with Retry-After... */
     struct client *x = client_open();
+    client_sends(x, infer("echo", "text/plain", "hi"));
     CU_ASSERT_EQUAL_FATAL(client_read(x, &r2, false), 0);
     CU_ASSERT_EQUAL(r2.status, 503);
     CU_ASSERT(header_is(&r2, "retry-after", "1"));
+    CU_ASSERT(client_sees_close(x, 3000));
+    client_close(x);
+    /* ...and a health probe its answer (a load balancer must not take an
+     * overloaded gateway for a dead one); both connections are closed */
+    x = client_open();
+    client_sends(x, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(x, &r2, false), 0);
+    CU_ASSERT_EQUAL(r2.status, 200);
+    CU_ASSERT(header_is(&r2, "connection", "close"));
     CU_ASSERT(client_sees_close(x, 3000));
     client_close(x);
     /* a slot frees up when one closes (seen by the gateway's loop before

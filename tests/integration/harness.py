@@ -193,8 +193,8 @@ class Server(Daemon):
 
     # ---- life cycle
 
-    def start(self, wait_ready=True):
-        super().start(wait=False)
+    def start(self, wait_ready=True, **kw):
+        super().start(wait=False, **kw)
         self._poller = threading.Thread(target=self._poll_children, daemon=True)
         self._poller.start()
         if wait_ready:

@@ -142,3 +142,73 @@ class Logs(ServerTestCase):
         self.assertEqual((live[3], live[6]), ("200", "0"))
         self.assertEqual(by[("/nope", "-")][0][3], "404")
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o640)
+
+
+class Resources(ServerTestCase):
+
+    def test_max_connections_capped_by_the_descriptor_limit_and_health_still_answers(self):
+        import socket
+        srv = self.server(pools={"echo": {"handler": "echo", "workers": 1}}, start=False)
+        srv.start(wrapper=("prlimit", "--nofile=256:256"))
+        srv.wait_ready()
+        self.assertIn("max_connections 1024 exceeds what RLIMIT_NOFILE (256 descriptors) allows: capped at",
+                      srv.log())
+        idle = []
+        try:
+            for _ in range(300):  # more than the gateway may hold: idle clients
+                s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+                idle.append(s)
+            time.sleep(0.3)
+            st, _, body = srv.http("GET", "/v2/health/live", timeout=5)
+            self.assertEqual(st, 200, body)  # an idle client made room for the probe
+            self.assertTrue(srv.running())
+        finally:
+            for s in idle:
+                s.close()
+
+    def test_clients_that_never_read_cannot_grow_a_gateway_past_its_cap(self):
+        import socket
+        srv = self.server(pools={"echo": {"handler": "echo", "workers": 2, "max_request_size": "2MiB",
+                                          "max_response_size": "2MiB", "queue_depth": 512}})
+        (gw,) = srv.gateways().values()
+        body = b"x" * (2 << 20)
+        req = (b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+        socks = []
+        try:
+            for _ in range(250):  # 500 MiB of answers nobody reads
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: answers pile up
+                s.settimeout(10)
+                s.connect(("127.0.0.1", srv.port))
+                s.sendall(req)
+                socks.append(s)
+            time.sleep(2)
+            # the gateway's own memory (not the pool's shared memory it maps,
+            # which queue_depth x the sizes bound)
+            with open("/proc/%d/status" % gw) as f:
+                rss = int([l for l in f if l.startswith("RssAnon:")][0].split()[1]) * 1024
+            self.assertLess(rss, (256 + 96) << 20, "the gateway holds %d MiB" % (rss >> 20))
+            print("\n  250 clients that never read 2 MiB answers: gateway RssAnon %d MiB" % (rss >> 20), end=" ")
+            self.assertEqual(srv.gateways(), {0: gw}, "the gateway died")
+            st, _, got = srv.infer("echo", b"still here")
+            self.assertEqual((st, got), (200, b"still here"))
+        finally:
+            for s in socks:
+                s.close()
+
+    def test_a_worker_over_max_worker_memory_is_recycled(self):
+        apps = os.path.join(os.path.abspath(os.environ.get("srcdir", ".")), "tests", "python_apps")
+        srv = self.server(pools={"py": {"handler": "python", "python_path": apps, "app": "fnapp:infer",
+                                        "workers": 1, "max_worker_memory": "80MiB"}})
+        first = json_pid(srv)
+        for _ in range(12):  # 4 MiB a request
+            self.assertEqual(srv.infer("py", b"leak")[0], 200)
+        wait_for(lambda: json_pid(srv) != first, 15, what="the leaking worker to be replaced")
+        self.assertIn("over max_worker_memory", srv.log())
+        self.assertGreaterEqual(srv.metric("ringmaster_restarts_total", pool="py", reason="memory"), 1)
+
+
+def json_pid(srv):
+    import json
+    st, _, got = srv.infer("py", b"pid")
+    return json.loads(got)["pid"] if st == 200 else None
