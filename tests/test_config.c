@@ -666,6 +666,82 @@ static void test_relative_handler_path_starts_at_the_files_folder(void)
     CU_ASSERT_STRING_EQUAL(cfg.pools[0].handler, "/abs/m.so");
 }
 
+/* The example file shows every key with its true default, or says that
+ * its value is not the default (a comment line above it that mentions
+ * "default"): an operator copies it and must not be misled. */
+static bool example_says_differs(const char *text, const char *section, const char *key)
+{
+    const char *s = strstr(text, section);
+    if (!s)
+        return false;
+    const char *end = strstr(s + 1, "\n[");
+    char pat[80];
+    snprintf(pat, sizeof pat, "\n%s = ", key);
+    const char *k = strstr(s, pat);
+    if (!k || (end && k > end))
+        return true; /* not set in that section: nothing misleads */
+    /* the comment lines right above it */
+    const char *p = k;
+    while (p > s) {
+        const char *prev = p - 1;
+        while (prev > s && prev[-1] != '\n')
+            prev--;
+        if (*prev != ';')
+            break;
+        if (memmem(prev, (size_t)(p - prev), "default", 7))
+            return true;
+        p = prev - 1;
+        if (p <= s)
+            break;
+        p++;
+    }
+    return false;
+}
+
+#define STR_EQ_STR(a, b) (strcmp((a), (b)) == 0)
+#define STR_EQ_UINT(a, b) ((a) == (b))
+#define STR_EQ_DUR(a, b) ((a) == (b))
+#define STR_EQ_SIZE(a, b) ((a) == (b))
+#define STR_EQ_BOOL(a, b) ((a) == (b))
+
+static void test_example_file_shows_true_defaults(void)
+{
+    const char *srcdir = getenv("srcdir");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/etc/ringmaster.ini", srcdir && *srcdir ? srcdir : ".");
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        printf("\n    skipped: %s is missing\n", path);
+        return;
+    }
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    static struct rm_config ex, def;
+    CU_ASSERT_FATAL(rm_config_load(&ex, path, err, sizeof err) == 0);
+    CU_ASSERT_FATAL(rm_config_load_string(&def, NAME, "[pool d]\nhandler = echo\n", err, sizeof err) == 0);
+#define CHECK_GLOBAL(type, field, key, dflt, lo, hi)                                                   \
+    if (!STR_EQ_##type(ex.field, def.field) && strcmp(key, "listen") != 0 &&                           \
+        !example_says_differs(text, "[ringmaster]", key)) {                                             \
+        printf("\n    [ringmaster] %s differs from its default without saying so\n", key);            \
+        CU_FAIL("example value differs from the default");                                            \
+    }
+    RM_GLOBAL_KEYS(CHECK_GLOBAL)
+    for (size_t i = 0; i < ex.npools; i++) {
+        char section[80];
+        snprintf(section, sizeof section, "[pool %s]", ex.pools[i].name);
+        const struct rm_pool_config *p = &ex.pools[i], *d = &def.pools[0];
+#define CHECK_POOL(type, field, key, dflt, lo, hi)                                                     \
+        if (!STR_EQ_##type(p->field, d->field) && strcmp(key, "handler") != 0 &&                       \
+            !example_says_differs(text, section, key)) {                                                \
+            printf("\n    %s %s differs from its default without saying so\n", section, key);         \
+            CU_FAIL("example value differs from the default");                                         \
+        }
+        RM_POOL_KEYS(CHECK_POOL)
+    }
+}
+
 static const rm_test tests[] = {
     RM_TEST(test_defaults_applied_when_keys_absent),
     RM_TEST(test_defaults_function_gives_no_pools),
@@ -703,6 +779,7 @@ static const rm_test tests[] = {
     RM_TEST(test_missing_file_names_errno),
     RM_TEST(test_file_error_names_path_and_line),
     RM_TEST(test_example_file_parses),
+    RM_TEST(test_example_file_shows_true_defaults),
     RM_TEST(test_tensor_specs_for_metadata),
     RM_TEST(test_unknown_pool_keys_are_errors_with_a_hint),
     RM_TEST(test_relative_handler_path_starts_at_the_files_folder),
