@@ -175,7 +175,7 @@ INI
     local t1=$EPOCHREALTIME
     # The pool is ready with its first worker: wait for all n.
     for _ in $(seq 200); do
-        "$ctl" -c "$tmp/rm$n.ini" status --json 2>/dev/null | python3 -c '
+        "$ctl" -c "$tmp/rm$n.ini" status --json --interval 0 2>/dev/null | python3 -c '
 import json, sys
 w = json.load(sys.stdin)["pools"][0]["workers"]
 sys.exit(0 if w["ready"] + w["busy"] >= '"$n"' else 1)' && break
@@ -256,7 +256,7 @@ for r in $(seq "$rounds"); do
     fi
 done
 for n in 1 2; do
-    echo "   ringmaster $n worker(s), served per worker: $("$ctl" -c "$tmp/rm$n.ini" status --json 2>&1 | python3 -c '
+    echo "   ringmaster $n worker(s), served per worker: $("$ctl" -c "$tmp/rm$n.ini" status --json --interval 0 2>&1 | python3 -c '
 import json, sys
 s = sys.stdin.read()
 try:

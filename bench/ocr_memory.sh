@@ -63,7 +63,7 @@ done
 
 # served count of every worker, "pid served" lines (needs ringmasterctl)
 served() {
-    "$ctl" -c "$1" status --json 2>/dev/null | python3 -c '
+    "$ctl" -c "$1" status --json --interval 0 2>/dev/null | python3 -c '
 import json, sys
 for p in json.load(sys.stdin)["processes"]:
     if p["role"] == "worker":

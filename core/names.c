@@ -35,8 +35,18 @@ static const char *const slot_states[RM_SLOT_NSTATES] = {
     [RM_SLOT_RUNNING] = "running", [RM_SLOT_DONE] = "done",       [RM_SLOT_ABORTED] = "aborted",
 };
 
+/* The `code` label of /metrics and ringmasterctl's keys: a status, or its
+ * class for the statuses without an entry of their own. */
+static const char *const codes[RM_CODE_N] = {
+    [RM_CODE_200] = "200", [RM_CODE_2XX] = "2xx", [RM_CODE_3XX] = "3xx", [RM_CODE_400] = "400",
+    [RM_CODE_404] = "404", [RM_CODE_405] = "405", [RM_CODE_408] = "408", [RM_CODE_413] = "413",
+    [RM_CODE_414] = "414", [RM_CODE_431] = "431", [RM_CODE_4XX] = "4xx", [RM_CODE_500] = "500",
+    [RM_CODE_502] = "502", [RM_CODE_503] = "503", [RM_CODE_504] = "504", [RM_CODE_5XX] = "5xx",
+};
+
 const char *rm_proc_state_name(unsigned v) { return NAME_OF(proc_states, v); }
 const char *rm_role_name(unsigned v) { return NAME_OF(roles, v); }
 const char *rm_restart_reason_name(unsigned v) { return NAME_OF(restart_reasons, v); }
 const char *rm_outcome_name(unsigned v) { return NAME_OF(outcomes, v); }
 const char *rm_slot_state_name(unsigned v) { return NAME_OF(slot_states, v); }
+const char *rm_code_name(unsigned v) { return NAME_OF(codes, v); }

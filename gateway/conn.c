@@ -109,6 +109,7 @@ void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned p
     if (over && !reserve && gw->nactive >= gw->max_connections + OVERFLOW_CONNS) {
         ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)w;
+        gw_count_status(gw, RM_GW_SERVER, 503);
         close(fd);
         return;
     }

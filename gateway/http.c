@@ -340,6 +340,9 @@ static void access_line(struct gw *gw, const struct gw_conn *c, unsigned status,
 void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *ctype,
                 const void *body, size_t len, const char *extra)
 {
+    /* Every answer passes here once (before the request's state is reset
+     * below): the one place that counts them by status. */
+    gw_count_answer(gw, c, status);
     bool keep = conn_keep(gw, c);
     struct gw_buf *o = &c->out;
     if (c->out_off == o->len) {

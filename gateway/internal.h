@@ -295,6 +295,11 @@ void gw_pending_fail_pool(struct gw *gw, unsigned pool);
 
 /* stats.c */
 void gw_count(struct gw *gw, unsigned pool, enum rm_outcome o);
+/* An answer with this status was queued on c: counted in c's pool if it
+ * answers that pool's inference endpoint, else in RM_GW_SERVER's block. */
+void gw_count_answer(struct gw *gw, const struct gw_conn *c, unsigned status);
+/* The same for block (a pool, or RM_GW_SERVER) directly. */
+void gw_count_status(struct gw *gw, unsigned block, unsigned status);
 void gw_observe(struct gw *gw, unsigned pool, uint64_t accept_ns, uint64_t run_start_ns, uint64_t end_ns);
 
 /* metrics.c */

@@ -22,6 +22,7 @@ struct pool_sums {
     uint64_t dur_sum_us;
     uint64_t wait_hist[RM_HIST_BUCKETS + 1];
     uint64_t wait_sum_us;
+    uint64_t codes[RM_CODE_N];
 };
 
 /* Label value: backslash, double quote and newline escaped. */
@@ -91,7 +92,7 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
 {
     struct rm_seg *seg = gw->seg;
     const struct rm_shm_header *h = seg->hdr;
-    unsigned ngw = h->max_gateways;
+    unsigned ngw = seg->max_gateways; /* the private copy (geometry), not the header's */
     unsigned pools[RM_SHM_MAX_POOLS];
     unsigned np = 0;
     for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++)
@@ -113,8 +114,16 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
             }
             s->dur_sum_us += atomic_load_explicit(&st->dur_sum_us, memory_order_relaxed);
             s->wait_sum_us += atomic_load_explicit(&st->wait_sum_us, memory_order_relaxed);
+            for (unsigned code = 0; code < RM_CODE_N; code++)
+                s->codes[code] += atomic_load_explicit(&st->codes[code], memory_order_relaxed);
         }
     }
+    uint64_t other[RM_CODE_N] = {0};
+    for (unsigned g = 0; g < ngw; g++)
+        for (unsigned code = 0; code < RM_CODE_N; code++)
+            /* relaxed: counters (each gateway's own block), summed */
+            other[code] += atomic_load_explicit(&rm_seg_gw_stats(seg, g, RM_GW_SERVER)->codes[code],
+                                              memory_order_relaxed);
     unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES];
     gw_scan_workers(gw, counts);
 
@@ -132,6 +141,25 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
             gw_buf_put_u64(b, sums[pools[k]].outcomes[o]);
             gw_buf_put(b, "\n", 1);
         }
+
+    family(b, "ringmaster_responses_total", "counter",
+           "Answers to inference requests by model pool and HTTP status; 2xx, 3xx, 4xx and 5xx count the "
+           "statuses of that class that have no series of their own.");
+    for (unsigned k = 0; k < np; k++)
+        for (unsigned code = 0; code < RM_CODE_N; code++) {
+            series(b, "ringmaster_responses_total", gw->pools[pools[k]].name, "code", rm_code_name(code));
+            gw_buf_put_u64(b, sums[pools[k]].codes[code]);
+            gw_buf_put(b, "\n", 1);
+        }
+
+    family(b, "ringmaster_other_responses_total", "counter",
+           "Answers that belong to no model pool (health, metadata, metrics, unknown paths and models, "
+           "malformed requests, too many connections) by HTTP status, classed like ringmaster_responses_total.");
+    for (unsigned code = 0; code < RM_CODE_N; code++) {
+        gw_buf_printf(b, "ringmaster_other_responses_total{code=\"%s\"} ", rm_code_name(code));
+        gw_buf_put_u64(b, other[code]);
+        gw_buf_put(b, "\n", 1);
+    }
 
     family(b, "ringmaster_request_duration_seconds", "histogram",
            "Time from acceptance of an inference request to its answer.");

@@ -1,6 +1,7 @@
 /*
  * stats.c - the gateway's request counters and histograms in shared
- * memory (one block per gateway and pool; single writer: this gateway).
+ * memory (one block per gateway and pool, and one for the answers that
+ * belong to no pool; single writer: this gateway).
  */
 #include "gateway/internal.h"
 #include "gateway/stats.h"
@@ -20,6 +21,22 @@ void gw_count(struct gw *gw, unsigned pool, enum rm_outcome o)
         return;
     struct rm_gw_stats *st = rm_seg_gw_stats(gw->seg, gw->index, pool);
     bump(&st->outcomes[o], 1);
+}
+
+void gw_count_status(struct gw *gw, unsigned block, unsigned status)
+{
+    if (block >= RM_GW_BLOCKS)
+        return;
+    bump(&rm_seg_gw_stats(gw->seg, gw->index, block)->codes[rm_code_of(status)], 1);
+}
+
+void gw_count_answer(struct gw *gw, const struct gw_conn *c, unsigned status)
+{
+    /* A pool's counters get the answers to its inference endpoint; c->pool
+     * is the gateway's own index of a pool it found by name (never read
+     * from shared memory), and still checked. */
+    bool pool = c->route == GW_R_INFER && c->pool >= 0 && (unsigned)c->pool < RM_SHM_MAX_POOLS;
+    gw_count_status(gw, pool ? (unsigned)c->pool : RM_GW_SERVER, status);
 }
 
 void gw_observe(struct gw *gw, unsigned pool, uint64_t accept_ns, uint64_t run_start_ns, uint64_t end_ns)

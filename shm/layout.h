@@ -8,8 +8,9 @@
  *   sb     rm_sb_entry[nprocs], the scoreboard: gateways 0..G-1, then one
  *          page-aligned range of RM_SB_PER_POOL entries per pool; each
  *          process writes its own entry. A worker maps its pool's range only.
- *   gw     rm_gw_stats[G][32]: each gateway writes its own block; workers do
- *          not map it
+ *   gw     rm_gw_stats[G][33]: per gateway, one block per pool and one
+ *          (RM_GW_SERVER) for answers that belong to no pool; each gateway
+ *          writes its own blocks; workers do not map it
  *   pool   one per pool:
  *            guard page
  *            W (the pool's workers write): bell (doorbell, sleepers), ring,
@@ -43,7 +44,7 @@
 #define RM_CACHELINE 64
 #define RM_SHM_MAGIC "RNGMSTR\0"
 #define RM_SHM_MAGIC_LEN 8
-#define RM_SHM_LAYOUT_VERSION 5u
+#define RM_SHM_LAYOUT_VERSION 6u
 #define RM_PAGE 4096u
 
 #define RM_SHM_MAX_POOLS 32
@@ -291,8 +292,37 @@ enum rm_outcome {
 
 #define RM_HIST_BUCKETS 14  /* upper bounds in rm_hist_bounds_s[] (stats.h) */
 
-/* Counters of one gateway for one pool. Single writer: that gateway
- * (relaxed stores; readers sum them, tolerate slightly stale values). */
+/*
+ * HTTP answers by status, counted when a gateway queues the answer
+ * (gateway/stats.c: gw_count_answer; rm_code_of in gateway/stats.h maps a
+ * status to its entry). The codes an operator acts on have their own entry;
+ * every other status counts in its class (RM_CODE_2XX: any 2xx but 200, and
+ * so on). Names (the `code` label of /metrics, ringmasterctl): core/names.c.
+ */
+enum rm_code {
+    RM_CODE_200 = 0,
+    RM_CODE_2XX,   /* other 2xx (a handler's 201, 204, ...) */
+    RM_CODE_3XX,   /* a handler's 3xx */
+    RM_CODE_400,   /* malformed request; handler said so */
+    RM_CODE_404,
+    RM_CODE_405,
+    RM_CODE_408,   /* headers or body not in time */
+    RM_CODE_413,
+    RM_CODE_414,
+    RM_CODE_431,
+    RM_CODE_4XX,   /* other 4xx (a handler's 422, 429, ...) */
+    RM_CODE_500,   /* handler failed */
+    RM_CODE_502,   /* every attempt's worker died; pool rebuilt */
+    RM_CODE_503,   /* queue full, draining, not ready, too many connections */
+    RM_CODE_504,   /* request_timeout */
+    RM_CODE_5XX,   /* other 5xx (505, a handler's own) */
+    RM_CODE_N
+};
+
+/* Counters of one gateway for one pool (or, in block RM_GW_SERVER, for the
+ * answers that belong to no pool: only codes[] is used there). Single
+ * writer: that gateway (relaxed stores; readers sum them, tolerate slightly
+ * stale values). */
 struct rm_gw_stats {
     alignas(RM_CACHELINE) _Atomic uint64_t outcomes[RM_OUT_N];
     _Atomic uint64_t dur_hist[RM_HIST_BUCKETS + 1];   /* last: +Inf */
@@ -302,7 +332,15 @@ struct rm_gw_stats {
     /* The pool's heal_epoch this gateway has answered every older request
      * of (release: pairs with the master's acquire load before rebuilding). */
     _Atomic uint32_t heal_ack;
+    /* Answers queued, by status (enum rm_code): in a pool's block, those to
+     * the pool's inference requests (POST .../infer, also a 405 there);
+     * in RM_GW_SERVER's, every other answer: health, metadata, /metrics,
+     * unknown paths and models, malformed requests, too many connections. */
+    _Atomic uint64_t codes[RM_CODE_N];
 };
+/* A gateway's blocks in the gw memfd: one per pool, then the server's. */
+#define RM_GW_SERVER RM_SHM_MAX_POOLS
+#define RM_GW_BLOCKS (RM_SHM_MAX_POOLS + 1)
 
 enum rm_restart_reason {
     RM_RESTART_CRASHED = 0, /* died on its own (signal or exit) */
@@ -321,6 +359,21 @@ struct rm_master_stats {
     _Atomic uint64_t retried;       /* requests re-queued after a worker death */
     _Atomic uint64_t heals;         /* times the pool's memory was found inconsistent and rebuilt */
     _Atomic uint64_t gw_restarts;   /* gateways respawned (pool 0 entry only) */
+    /*
+     * Requests served by the pool's workers that are gone: the master adds
+     * a worker's final `served` when it reaps it, in the same step that
+     * frees its scoreboard entry (pid 0). A reader's total is this plus the
+     * `served` of the live entries (pid != 0) of the pool's range, and
+     * served_seq makes that sum consistent (a seqlock, single writer: the
+     * master): odd while a worker's count moves from its entry to here.
+     * Reader: load served_seq (acquire), give up on odd; read served_exited
+     * and the entries (relaxed); acquire fence; load served_seq again
+     * (relaxed); retry if it moved (supervisor/ctl_status.c). Writer
+     * (supervisor/spawn.c, free_entry): store seq + 1 (relaxed), release
+     * fence, the stores, store seq + 2 (release).
+     */
+    _Atomic uint32_t served_seq;
+    _Atomic uint64_t served_exited;
 };
 
 #endif

@@ -133,7 +133,7 @@ int rm_seg_create(struct rm_seg *seg, uint32_t nprocs, uint32_t max_gateways, ch
     uint64_t ctrl_size = ALIGN_UP(master_stats_off + sizeof(struct rm_master_stats) * RM_SHM_MAX_POOLS, PAGE);
     uint64_t sb_size = ALIGN_UP((uint64_t)nprocs * sizeof(struct rm_sb_entry), PAGE);
     uint64_t gw_size =
-        ALIGN_UP((uint64_t)(max_gateways ? max_gateways : 1) * RM_SHM_MAX_POOLS * sizeof(struct rm_gw_stats), PAGE);
+        ALIGN_UP((uint64_t)(max_gateways ? max_gateways : 1) * RM_GW_BLOCKS * sizeof(struct rm_gw_stats), PAGE);
 
     struct rm_seg_map ctrl;
     if (map_make(&ctrl, MEMFD_CTRL, ctrl_size, err, errlen) < 0)
@@ -542,7 +542,7 @@ int rm_seg_validate(const void *base, size_t size, char *err, size_t errlen)
         !check_range(h->master_stats_off, sizeof(struct rm_master_stats) * RM_SHM_MAX_POOLS, 0, size) ||
         h->pools_off % RM_CACHELINE || h->master_stats_off % RM_CACHELINE ||
         h->sb_size < (uint64_t)h->nprocs * sizeof(struct rm_sb_entry) ||
-        h->gw_size < (uint64_t)h->max_gateways * RM_SHM_MAX_POOLS * sizeof(struct rm_gw_stats)) {
+        h->gw_size < (uint64_t)h->max_gateways * RM_GW_BLOCKS * sizeof(struct rm_gw_stats)) {
         snprintf(err, errlen, "section offsets or sizes out of bounds or misaligned");
         return -1;
     }

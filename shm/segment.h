@@ -141,9 +141,10 @@ static inline uint32_t rm_seg_pool_first_sb(const struct rm_seg *seg, unsigned p
 {
     return seg->max_gateways + p * RM_SB_PER_POOL;
 }
+/* Gateway gw's block of pool (< RM_SHM_MAX_POOLS) or of RM_GW_SERVER. */
 static inline struct rm_gw_stats *rm_seg_gw_stats(const struct rm_seg *seg, unsigned gw, unsigned pool)
 {
-    return (struct rm_gw_stats *)seg->gw.base + (size_t)gw * RM_SHM_MAX_POOLS + pool;
+    return (struct rm_gw_stats *)seg->gw.base + (size_t)gw * RM_GW_BLOCKS + pool;
 }
 static inline struct rm_master_stats *rm_seg_master_stats(const struct rm_seg *seg, unsigned pool)
 {

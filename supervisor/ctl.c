@@ -1,8 +1,11 @@
 /*
  * ctl.c - ringmasterctl: talk to a running master.
  *
- *   ringmasterctl [-c FILE] status [--json]   read the shared memory (no request to the master)
- *   ringmasterctl [-c FILE] reload            returns when the reload has finished: 0 served, 1 refused/rolled back
+ *   ringmasterctl [-c FILE] status [--json] [--interval S] [--watch [S]]
+ *                                             read the shared memory (no request to the master):
+ *                                             supervisor/ctl_status.c
+ *   ringmasterctl [-c FILE] reload            returns when the reload has finished:
+ *                                             0 served, 1 refused/rolled back
  *   ringmasterctl [-c FILE] stop              graceful stop
  */
 #include <errno.h>
@@ -20,14 +23,9 @@
 #include <unistd.h>
 
 #include <config.h>
-#include "shm/clock.h"
-#include "shm/request.h"
-#include "shm/segment.h"
-#include "shm/slot.h"
 #include "core/config.h"
-#include "supervisor/master.h"
-#include "core/names.h"
 #include "core/paths.h"
+#include "supervisor/ctl_status.h"
 
 
 /* The master's pid from the pid file, or -1. */
@@ -124,158 +122,65 @@ static int command(const struct rm_config *cfg, const char *cmd)
     return 1;
 }
 
-/* A string from shared memory as a JSON string body: quotes, backslashes
- * and control bytes escaped, stopping at len (the field's size). */
-static void json_str(const char *sv, size_t len)
+#define USAGE \
+    "usage: ringmasterctl [-c FILE] status [--json] [--interval SECONDS] [--watch [SECONDS]]" \
+    " | reload | stop\n"
+
+/* A number of seconds for --interval (0 allowed: one look) or --watch (> 0). */
+static bool parse_seconds(const char *s, bool zero_ok, double *out)
 {
-    for (size_t i = 0; i < len && sv[i]; i++) {
-        unsigned char ch = (unsigned char)sv[i];
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !(v >= 0) || v > RM_STATUS_MAX_INTERVAL || (!zero_ok && v < 0.01))
+        return false;
+    *out = v;
+    return true;
 }
 
-static int status(const struct rm_config *cfg, int json)
+/* status's arguments (argv[0] is "status"): 0, or 2 after saying why. */
+static int status_args(int argc, char **argv, struct rm_status_opts *o)
 {
-    char path[4096];
-    rm_pidfile_path(cfg, path, sizeof path);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "ringmasterctl: open %s: %s (is ringmaster running?)\n", path, strerror(errno));
-        return 1;
-    }
-    int pid = 0;
-    char extra;
-    int ok = fscanf(f, "%d", &pid) == 1 && fscanf(f, " %c", &extra) != 1;
-    fclose(f);
-    if (!ok || pid <= 0) {
-        fprintf(stderr, "ringmasterctl: %s: malformed (expected one pid)\n", path);
-        return 1;
-    }
-    struct rm_seg seg;
-    char err[512];
-    if (rm_seg_attach_pid(&seg, pid, err, sizeof err) < 0) {
-        fprintf(stderr, "ringmasterctl: %s\n", err);
-        return 1;
-    }
-    if (seg.hdr->master_pid != pid) {
-        fprintf(stderr, "ringmasterctl: segment belongs to pid %d, pid file says %d\n", seg.hdr->master_pid, pid);
-        return 1;
-    }
-    uint64_t now = rm_now_ns();
-    /* acquire: pairs with the master's release store of draining (begin_stop). */
-    unsigned draining = atomic_load_explicit(&seg.hdr->draining, memory_order_acquire);
-    if (json)
-        printf("{\"master_pid\":%d,\"uptime_s\":%.1f,\"draining\":%s,\"reloads\":%u,\"pools\":[", pid,
-               (now - seg.hdr->birth_mono_ns) / 1e9, draining ? "true" : "false",
-               /* relaxed: a counter, printed only (the master's relaxed add). */
-               atomic_load_explicit(&seg.hdr->reloads, memory_order_relaxed));
-    else
-        printf("ringmaster %s: master pid %d, up %.0f s%s, %u reload(s)\n", PACKAGE_VERSION, pid,
-               (now - seg.hdr->birth_mono_ns) / 1e9, draining ? ", STOPPING" : "",
-               /* relaxed: a counter, printed only (the master's relaxed add). */
-               atomic_load_explicit(&seg.hdr->reloads, memory_order_relaxed));
-    int firstp = 1;
-    for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++) {
-        struct rm_shm_pool *p = rm_seg_pool(&seg, i);
-        /* acquire: pairs with the master's release store of active
-         * (rm_seg_pool_add): the descriptor below is complete. */
-        if (!atomic_load_explicit(&p->active, memory_order_acquire))
-            continue;
-        /* A private, validated copy of the geometry: a scribbled descriptor
-         * cannot make ctl read outside the mapping. */
-        struct rm_pool_view v;
-        if (rm_pool_view_open(&seg, i, &v) < 0) {
-            fprintf(stderr, "ringmasterctl: pool %u: descriptor out of bounds of the shared memory: skipped\n", i);
-            continue;
-        }
-        unsigned busy_slots = 0;
-        for (uint32_t s = 0; s < v.nslots; s++)
-            busy_slots += RM_SLOT_STATE(rm_slot_load(&v.states[s])) != RM_SLOT_FREE;
-        unsigned count[RM_PROC_NSTATES] = {0};
-        uint64_t served = 0;
-        /* Bounds: the private copies rm_seg_attach validated, not the header. */
-        for (unsigned sb = seg.max_gateways; sb < seg.nprocs; sb++) {
-            struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
-            /* acquire: pairs with the master's release store of pid (spawn). */
-            if (e->role != RM_ROLE_WORKER || e->pool != i || !atomic_load_explicit(&e->pid, memory_order_acquire))
-                continue;
-            /* acquire: pairs with the process's release stores of its state. */
-            unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
-            if (st < RM_PROC_NSTATES)
-                count[st]++;
-            /* relaxed: a counter, summed for display (the worker's relaxed store). */
-            served += atomic_load_explicit(&e->served, memory_order_relaxed);
-        }
-        /* acquire: pairs with the master's release store of failed. */
-        unsigned failed = atomic_load_explicit(&p->failed, memory_order_acquire);
-        if (json) {
-            printf("%s{\"name\":\"", firstp ? "" : ",");
-            json_str(p->name, sizeof p->name);
-            printf("\",\"handler\":\"");
-            json_str(p->handler, sizeof p->handler);
-            printf("\",\"failed\":%s,\"queue\":%u,\"queue_depth\":%u,"
-                   "\"workers\":{\"starting\":%u,\"ready\":%u,\"busy\":%u,\"draining\":%u},\"served\":%llu}",
-                   failed ? "true" : "false", busy_slots, v.nslots,
-                   count[RM_PROC_STARTING], count[RM_PROC_READY], count[RM_PROC_BUSY], count[RM_PROC_DRAINING],
-                   (unsigned long long)served);
+    o->json = false;
+    o->interval_s = 1.0;
+    o->watch = false;
+    bool have_watch_s = false;
+    double watch_s = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--json") == 0) {
+            o->json = true;
+        } else if (strcmp(a, "--interval") == 0 || strncmp(a, "--interval=", 11) == 0) {
+            const char *v = a[10] == '=' ? a + 11 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v || !parse_seconds(v, true, &o->interval_s)) {
+                fprintf(stderr,
+                        "ringmasterctl: status: --interval %s: not seconds from 0 to %.0f\n" USAGE,
+                        v ? v : "(missing)", RM_STATUS_MAX_INTERVAL);
+                return 2;
+            }
+        } else if (strcmp(a, "--watch") == 0 || strncmp(a, "--watch=", 8) == 0) {
+            o->watch = true;
+            /* An optional value: the next word, unless it is an option. */
+            const char *v = a[7] == '=' ? a + 8
+                            : i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 ? argv[++i] : NULL;
+            if (v && !parse_seconds(v, false, &watch_s)) {
+                fprintf(stderr,
+                        "ringmasterctl: status: --watch %s: not seconds from 0.01 to %.0f\n" USAGE,
+                        v, RM_STATUS_MAX_INTERVAL);
+                return 2;
+            }
+            have_watch_s = v != NULL;
         } else {
-            printf("pool %-16s handler %-10s %s queue %u/%u  workers: %u ready, %u busy, %u starting, %u draining  served %llu\n",
-                   p->name, p->handler, failed ? "FAILED" : "ok    ", busy_slots, v.nslots, count[RM_PROC_READY],
-                   count[RM_PROC_BUSY], count[RM_PROC_STARTING], count[RM_PROC_DRAINING], (unsigned long long)served);
-        }
-        firstp = 0;
-    }
-    if (json) {
-        printf("],\"processes\":[");
-        int first = 1;
-        for (unsigned sb = 0; sb < seg.nprocs; sb++) {
-            struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
-            /* acquire: pairs with the master's release store of pid (spawn). */
-            int epid = atomic_load_explicit(&e->pid, memory_order_acquire);
-            if (!epid)
-                continue;
-            /* acquire: pairs with the process's release stores of its state. */
-            unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
-            printf("%s{\"pid\":%d,\"role\":\"%s\",\"pool\":%u,\"index\":%u,\"generation\":%u,\"state\":\"%s\","
-                   "\"served\":%llu,\"heartbeat_age_ms\":%.0f}",
-                   first ? "" : ",", epid, rm_role_name(e->role), e->pool, e->index,
-                   e->generation, rm_proc_state_name(st),
-                   /* relaxed (both): a counter and a timestamp, printed only. */
-                   (unsigned long long)atomic_load_explicit(&e->served, memory_order_relaxed),
-                   (now - atomic_load_explicit(&e->heartbeat_ns, memory_order_relaxed)) / 1e6);
-            first = 0;
-        }
-        printf("]}\n");
-    } else {
-        for (unsigned sb = 0; sb < seg.nprocs; sb++) {
-            struct rm_sb_entry *e = rm_seg_sb(&seg, sb);
-            /* acquire: pairs with the master's release store of pid (spawn). */
-            int epid = atomic_load_explicit(&e->pid, memory_order_acquire);
-            if (!epid)
-                continue;
-            /* acquire: pairs with the process's release stores of its state. */
-            unsigned st = atomic_load_explicit(&e->state, memory_order_acquire);
-            if (e->role == RM_ROLE_GATEWAY)
-                printf("  pid %-7d gateway %-12u gen %-3u %-9s\n", epid, e->index, e->generation,
-                       rm_proc_state_name(st));
-            else if (e->role == RM_ROLE_PRELOADER)
-                printf("  pid %-7d preloader %-10s gen %-3u %-9s\n", epid,
-                       e->pool < RM_SHM_MAX_POOLS ? rm_seg_pool(&seg, e->pool)->name : "?", e->generation,
-                       rm_proc_state_name(st));
-            else
-                printf("  pid %-7d worker %-8s %-4u gen %-3u %-9s served %llu\n", epid,
-                       e->pool < RM_SHM_MAX_POOLS ? rm_seg_pool(&seg, e->pool)->name : "?", e->index, e->generation,
-                       rm_proc_state_name(st),
-                       /* relaxed: a counter, printed only. */
-                       (unsigned long long)atomic_load_explicit(&e->served, memory_order_relaxed));
+            fprintf(stderr, "ringmasterctl: status: unexpected argument %s\n" USAGE, a);
+            return 2;
         }
     }
-    rm_seg_close(&seg);
+    if (have_watch_s)
+        o->interval_s = watch_s;
+    if (o->watch && o->interval_s <= 0) {
+        fprintf(stderr, "ringmasterctl: status: --watch needs an interval above 0, not --interval 0\n" USAGE);
+        return 2;
+    }
     return 0;
 }
 
@@ -289,34 +194,39 @@ int main(int argc, char **argv)
         case 'V': printf("ringmasterctl %s\n", PACKAGE_VERSION); return 0;
         case 'h':
         default:
-            fprintf(c == 'h' ? stdout : stderr, "usage: ringmasterctl [-c FILE] status [--json] | reload | stop\n");
+            fprintf(c == 'h' ? stdout : stderr, USAGE);
             return c == 'h' ? 0 : 2;
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "usage: ringmasterctl [-c FILE] status [--json] | reload | stop\n");
+        fprintf(stderr, USAGE);
+        return 2;
+    }
+    /* The command line first: a bad one is 2 whatever the configuration. */
+    const char *verb = argv[optind];
+    int nargs = argc - optind - 1;
+    struct rm_status_opts so;
+    if (strcmp(verb, "status") == 0) {
+        if (status_args(argc - optind, argv + optind, &so))
+            return 2;
+    } else if (strcmp(verb, "reload") == 0 || strcmp(verb, "stop") == 0) {
+        if (nargs) {
+            fprintf(stderr, "ringmasterctl: %s: unexpected argument %s\n" USAGE, verb, argv[optind + 1]);
+            return 2;
+        }
+    } else {
+        fprintf(stderr, "ringmasterctl: unknown command %s\n" USAGE, verb);
         return 2;
     }
     struct rm_config *cfg = calloc(1, sizeof *cfg);
     char err[1024];
     if (!cfg || rm_config_load(cfg, path, err, sizeof err) < 0) {
         fprintf(stderr, "ringmasterctl: %s\n", cfg ? err : "out of memory");
+        free(cfg);
         return 1;
     }
     rm_runtime_dir_resolve(cfg);
-    const char *verb = argv[optind];
-    int nargs = argc - optind - 1;
-    bool json = nargs == 1 && strcmp(argv[optind + 1], "--json") == 0;
-    int rc = 2;
-    if (strcmp(verb, "status") == 0 && (nargs == 0 || json))
-        rc = status(cfg, json);
-    else if ((strcmp(verb, "reload") == 0 || strcmp(verb, "stop") == 0) && nargs == 0)
-        rc = command(cfg, verb);
-    else if (strcmp(verb, "status") == 0 || strcmp(verb, "reload") == 0 || strcmp(verb, "stop") == 0)
-        fprintf(stderr, "ringmasterctl: %s: unexpected argument %s\nusage: ringmasterctl [-c FILE] status [--json] | reload | stop\n",
-                verb, argv[optind + 1]);
-    else
-        fprintf(stderr, "ringmasterctl: unknown command %s\nusage: ringmasterctl [-c FILE] status [--json] | reload | stop\n", verb);
+    int rc = strcmp(verb, "status") == 0 ? rm_status_run(cfg, &so) : command(cfg, verb);
     free(cfg);
     fflush(stdout);
     return rc;

@@ -411,6 +411,41 @@ static void worker_died(struct proc *p, struct pool_rt *pr, int reason, int clea
     }
 }
 
+/*
+ * The entry of a reaped process is free (pid 0). A worker's requests served
+ * move to its pool's served_exited in the same step, under the pool's
+ * served_seq (layout.h): a reader never sees them in both places or in
+ * neither. The count is the dead worker's last word (its pool's other
+ * workers could have scribbled on it: a statistic, never an index).
+ */
+static void free_entry(unsigned sb, int role, unsigned pool)
+{
+    struct rm_sb_entry *e = rm_seg_sb(&M->seg, sb);
+    if (role != RM_ROLE_WORKER || pool >= RM_SHM_MAX_POOLS) {
+        /* relaxed: the entry is free; rm_recover_process's release store of
+         * DEAD already published the repaired slots, and the next process's
+         * entry is published by prepare_entry's release store of state. */
+        atomic_store_explicit(&e->pid, 0, memory_order_relaxed);
+        return;
+    }
+    struct rm_master_stats *ms = rm_seg_master_stats(&M->seg, pool);
+    /* relaxed (the loads): the master is the only writer of both counters;
+     * the worker is reaped, so its stores to served are all visible. */
+    uint32_t seq = atomic_load_explicit(&ms->served_seq, memory_order_relaxed);
+    uint64_t served = atomic_load_explicit(&e->served, memory_order_relaxed);
+    /* relaxed + release fence: readers that see any store below see seq odd
+     * (pairs with their acquire fence before they load seq again). */
+    atomic_store_explicit(&ms->served_seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    /* relaxed (both): ordered by the fence above and the release below. */
+    atomic_store_explicit(&ms->served_exited,
+                          atomic_load_explicit(&ms->served_exited, memory_order_relaxed) + served,
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->pid, 0, memory_order_relaxed);
+    /* release: pairs with the readers' acquire load of served_seq. */
+    atomic_store_explicit(&ms->served_seq, seq + 2, memory_order_release);
+}
+
 static void on_death(unsigned sb, int status)
 {
     struct proc *p = &M->procs[sb];
@@ -484,15 +519,13 @@ static void on_death(unsigned sb, int status)
         M->gw_next_spawn_ns = now + backoff_delay(M->gw_early_deaths);
     }
 
+    int role = p->role;
+    unsigned pool = p->pool;
     if (p->pidfd >= 0)
         close(p->pidfd);
     memset(p, 0, sizeof *p);
     p->pidfd = -1;
-    struct rm_sb_entry *e = rm_seg_sb(&M->seg, sb);
-    /* relaxed: the entry is free; rm_recover_process's release store of
-     * DEAD already published the repaired slots, and the next process's
-     * entry is published by prepare_entry's release store of state. */
-    atomic_store_explicit(&e->pid, 0, memory_order_relaxed);
+    free_entry(sb, role, pool);
 }
 
 /* ------------------------------------------------------------------ preloader reservations */

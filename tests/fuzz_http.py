@@ -90,7 +90,8 @@ def rss_kb(pid):
 
 def queue_used(ctl, ini):
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")  # LSan's exit would drop the buffered output
-    out = subprocess.run([ctl, "-c", ini, "status"], capture_output=True, text=True, timeout=10, env=env).stdout
+    out = subprocess.run([ctl, "-c", ini, "status", "--interval", "0"], capture_output=True, text=True, timeout=10,
+                         env=env).stdout
     m = re.search(r"pool %s\s.*?queue (\d+)/(\d+)" % POOL, out)
     return (int(m.group(1)) if m else None), out
 

@@ -26,12 +26,14 @@
 
 #include "gateway/gateway.h"
 #include "gateway/internal.h"
+#include "gateway/stats.h"
 #include "shm/clock.h"
 #include "shm/request.h"
 #include "shm/ring.h"
 #include "shm/segment.h"
 #include "shm/slot.h"
 #include "core/log.h"
+#include "core/names.h"
 #include "tests/cunit_util.h"
 #include "tests/helpers.h"
 
@@ -242,6 +244,12 @@ static bool wait_slots(unsigned state, unsigned count, unsigned ms)
 static uint64_t outcome(enum rm_outcome o)
 {
     return atomic_load(&rm_seg_gw_stats(&seg, 0, 0)->outcomes[o]);
+}
+
+/* Answers gateway 0 counted with code in block (a pool, or RM_GW_SERVER). */
+static uint64_t answered(unsigned block, enum rm_code code)
+{
+    return atomic_load(&rm_seg_gw_stats(&seg, 0, block)->codes[code]);
 }
 
 /* ------------------------------------------------------------------ HTTP client */
@@ -959,6 +967,11 @@ static void test_metrics_has_every_family_counts_the_request_and_passes_promtool
         "# TYPE ringmaster_requests_total counter\n",
         "ringmaster_requests_total{pool=\"echo\",outcome=\"ok\"} 1\n",
         "ringmaster_requests_total{pool=\"echo\",outcome=\"client_gone\"} 0\n",
+        "# TYPE ringmaster_responses_total counter\n",
+        "ringmaster_responses_total{pool=\"echo\",code=\"200\"} 1\n",
+        "ringmaster_responses_total{pool=\"echo\",code=\"5xx\"} 0\n",
+        "# TYPE ringmaster_other_responses_total counter\n",
+        "ringmaster_other_responses_total{code=\"404\"} 0\n",
         "# TYPE ringmaster_request_duration_seconds histogram\n",
         "ringmaster_request_duration_seconds_bucket{pool=\"echo\",le=\"+Inf\"} 1\n",
         "ringmaster_request_duration_seconds_count{pool=\"echo\"} 1\n",
@@ -980,6 +993,146 @@ static void test_metrics_has_every_family_counts_the_request_and_passes_promtool
         CU_ASSERT(promtool_accepts(r1.body, r1.body_len));
     client_close(c);
     stop();
+}
+
+static void test_answers_counted_by_status_in_their_pool_or_the_server_block(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", "fine"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    worker_mode = W_ERROR;
+    client_sends(c, infer("echo", "text/plain", "x"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 500);
+    worker_mode = W_204;
+    client_sends(c, infer("echo", "text/plain", "x"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 204);
+    worker_mode = W_ECHO;
+    client_sends(c, get("/v2/models/echo/infer"));        /* the pool's endpoint, wrong method */
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 405);
+    client_sends(c, infer("nope", "text/plain", "x"));     /* no such pool: the server's */
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 404);
+    client_sends(c, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    client_sends(c, "POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 413);
+    client_close(c);
+    c = client_open();
+    client_sends(c, "G@RBAGE / HTTP/1.1\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 400);
+    client_close(c);
+
+    /* the pool's: its inference endpoint only */
+    CU_ASSERT_EQUAL(answered(0, RM_CODE_200), 1);
+    CU_ASSERT_EQUAL(answered(0, RM_CODE_500), 1);
+    CU_ASSERT_EQUAL(answered(0, RM_CODE_2XX), 1);
+    CU_ASSERT_EQUAL(answered(0, RM_CODE_405), 1);
+    CU_ASSERT_EQUAL(answered(0, RM_CODE_413), 1);
+    CU_ASSERT_EQUAL(answered(0, RM_CODE_404), 0);
+    CU_ASSERT_EQUAL(answered(0, RM_CODE_400), 0);
+    /* the server's: everything else */
+    CU_ASSERT_EQUAL(answered(RM_GW_SERVER, RM_CODE_404), 1);
+    CU_ASSERT_EQUAL(answered(RM_GW_SERVER, RM_CODE_200), 1);
+    CU_ASSERT_EQUAL(answered(RM_GW_SERVER, RM_CODE_400), 1);
+    CU_ASSERT_EQUAL(answered(RM_GW_SERVER, RM_CODE_405), 0);
+    CU_ASSERT_EQUAL(answered(RM_GW_SERVER, RM_CODE_413), 0);
+
+    /* and /metrics says the same (its own answer is counted after it) */
+    c = client_open();
+    client_sends(c, get("/metrics"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    static const char *const want[] = {
+        "ringmaster_responses_total{pool=\"echo\",code=\"200\"} 1\n",
+        "ringmaster_responses_total{pool=\"echo\",code=\"2xx\"} 1\n",
+        "ringmaster_responses_total{pool=\"echo\",code=\"405\"} 1\n",
+        "ringmaster_responses_total{pool=\"echo\",code=\"413\"} 1\n",
+        "ringmaster_responses_total{pool=\"echo\",code=\"500\"} 1\n",
+        "ringmaster_responses_total{pool=\"echo\",code=\"404\"} 0\n",
+        "ringmaster_other_responses_total{code=\"200\"} 1\n",
+        "ringmaster_other_responses_total{code=\"400\"} 1\n",
+        "ringmaster_other_responses_total{code=\"404\"} 1\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        if (!strstr(r1.body, want[i]))
+            fprintf(stderr, "\nmissing from /metrics: %s", want[i]);
+        CU_ASSERT(strstr(r1.body, want[i]) != NULL);
+    }
+    CU_ASSERT_EQUAL(answered(RM_GW_SERVER, RM_CODE_200), 2);
+    client_close(c);
+    stop();
+}
+
+static void test_status_code_map_gives_each_code_its_entry_and_others_their_class(void)
+{
+    static const struct {
+        unsigned status;
+        const char *name;
+    } cases[] = {
+        {200, "200"}, {201, "2xx"}, {204, "2xx"}, {301, "3xx"}, {400, "400"}, {404, "404"}, {405, "405"},
+        {408, "408"}, {413, "413"}, {414, "414"}, {431, "431"}, {418, "4xx"}, {429, "4xx"}, {500, "500"},
+        {502, "502"}, {503, "503"}, {504, "504"}, {505, "5xx"}, {599, "5xx"}, {0, "5xx"}, {600, "5xx"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *got = rm_code_name(rm_code_of(cases[i].status));
+        if (strcmp(got, cases[i].name) != 0)
+            fprintf(stderr, "\nstatus %u: %s, expected %s", cases[i].status, got, cases[i].name);
+        CU_ASSERT_STRING_EQUAL(got, cases[i].name);
+    }
+    /* every entry has a name of its own */
+    for (unsigned a = 0; a < RM_CODE_N; a++) {
+        CU_ASSERT_STRING_NOT_EQUAL(rm_code_name(a), "?");
+        for (unsigned b = a + 1; b < RM_CODE_N; b++)
+            CU_ASSERT_STRING_NOT_EQUAL(rm_code_name(a), rm_code_name(b));
+    }
+    CU_ASSERT_STRING_EQUAL(rm_code_name(RM_CODE_N), "?");
+}
+
+static void test_hist_quantile_interpolates_in_its_bucket_and_names_the_open_ends(void)
+{
+    uint64_t h[RM_HIST_BUCKETS + 1] = {0};
+    CU_ASSERT_EQUAL(rm_hist_quantile(h, 0.5).kind, RM_Q_NONE);
+    /* 100 answers in (2.5 ms, 5 ms]: taken as spread evenly over it */
+    h[2] = 100;
+    struct rm_quantile q = rm_hist_quantile(h, 0.5);
+    CU_ASSERT_EQUAL(q.kind, RM_Q_IN);
+    CU_ASSERT_DOUBLE_EQUAL(q.s, 0.00375, 1e-9);
+    q = rm_hist_quantile(h, 0.99);
+    CU_ASSERT_EQUAL(q.kind, RM_Q_IN);
+    CU_ASSERT_DOUBLE_EQUAL(q.s, 0.0025 + 0.0025 * 0.99, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(rm_hist_quantile(h, 1).s, 0.005, 1e-9);
+    /* half in the first bucket: no lower bound, "<= 1 ms"; the rest in (5, 10] ms */
+    memset(h, 0, sizeof h);
+    h[0] = 50;
+    h[3] = 50;
+    q = rm_hist_quantile(h, 0.5);
+    CU_ASSERT_EQUAL(q.kind, RM_Q_LE);
+    CU_ASSERT_DOUBLE_EQUAL(q.s, 0.001, 1e-12);
+    q = rm_hist_quantile(h, 0.9);
+    CU_ASSERT_EQUAL(q.kind, RM_Q_IN);
+    CU_ASSERT_DOUBLE_EQUAL(q.s, 0.009, 1e-9);
+    /* past the last bound: no upper bound, "> 30 s" */
+    h[RM_HIST_BUCKETS] = 1000;
+    q = rm_hist_quantile(h, 0.99);
+    CU_ASSERT_EQUAL(q.kind, RM_Q_GT);
+    CU_ASSERT_DOUBLE_EQUAL(q.s, 30, 1e-9);
+    /* a rank at a bucket's top stays in it; empty buckets are skipped */
+    memset(h, 0, sizeof h);
+    h[5] = 10;
+    h[9] = 10;
+    q = rm_hist_quantile(h, 0.5);
+    CU_ASSERT_EQUAL(q.kind, RM_Q_IN);
+    CU_ASSERT_DOUBLE_EQUAL(q.s, 0.05, 1e-9);
+    q = rm_hist_quantile(h, 0.75);  /* rank 15: halfway into (0.5 s, 1 s] */
+    CU_ASSERT_EQUAL(q.kind, RM_Q_IN);
+    CU_ASSERT_DOUBLE_EQUAL(q.s, 0.75, 1e-9);
 }
 
 static void test_client_gone_while_queued_frees_slot(void)
@@ -1316,6 +1469,9 @@ static const rm_test tests[] = {
     RM_TEST(test_health_live_and_ready_from_shm),
     RM_TEST(test_server_and_model_metadata_json_and_head_has_no_body),
     RM_TEST(test_metrics_has_every_family_counts_the_request_and_passes_promtool),
+    RM_TEST(test_answers_counted_by_status_in_their_pool_or_the_server_block),
+    RM_TEST(test_status_code_map_gives_each_code_its_entry_and_others_their_class),
+    RM_TEST(test_hist_quantile_interpolates_in_its_bucket_and_names_the_open_ends),
     RM_TEST(test_client_gone_while_queued_frees_slot),
     RM_TEST(test_client_gone_while_running_aborts_slot),
     RM_TEST(test_deadline_in_queue_is_504),

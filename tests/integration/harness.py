@@ -322,8 +322,10 @@ class Server(Daemon):
         return subprocess.run([RINGMASTERCTL, "-c", self.ini] + list(args), capture_output=True,
                               text=True, timeout=timeout)
 
-    def status_json(self):
-        r = self.ctl("status", "--json", timeout=10)
+    def status_json(self, interval=0):
+        """`ringmasterctl status --json`: one look by default (--interval 0,
+        no rates); with interval, two looks that far apart and the rates."""
+        r = self.ctl("status", "--json", "--interval", str(interval), timeout=10 + interval)
         if r.returncode != 0:
             raise AssertionError("ringmasterctl status --json: exit %d: %s" % (r.returncode, r.stderr))
         return json.loads(r.stdout)

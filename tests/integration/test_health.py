@@ -81,7 +81,9 @@ class Endpoints(ServerTestCase):
         text = body.decode("utf-8")
         for name, kind in (("ringmaster_requests_total", "counter"), ("ringmaster_restarts_total", "counter"),
                            ("ringmaster_workers", "gauge"), ("ringmaster_up", "gauge"),
-                           ("ringmaster_request_duration_seconds", "histogram")):
+                           ("ringmaster_request_duration_seconds", "histogram"),
+                           ("ringmaster_responses_total", "counter"),
+                           ("ringmaster_other_responses_total", "counter")):
             self.assertIn("# TYPE %s %s" % (name, kind), text)
         self.assertEqual(metric_sum(text, "ringmaster_up"), 1)
         self.assertEqual(metric_sum(text, "ringmaster_workers", pool="echo", state="ready"), 2)
@@ -90,6 +92,11 @@ class Endpoints(ServerTestCase):
         self.assertIsNotNone(total, "no ringmaster_requests_total sample")
         self.assertGreaterEqual(total, 3)
         self.assertRegex(text, r'ringmaster_requests_total\{[^}]*pool="echo"', "requests are counted per pool")
+        # Answers by status: the pool's inference answers in its own series,
+        # the 404 of an unknown model in the server's.
+        self.assertGreaterEqual(metric_sum(text, "ringmaster_responses_total", pool="echo", code="200"), 3)
+        self.assertGreaterEqual(metric_sum(text, "ringmaster_other_responses_total", code="404"), 1)
+        self.assertEqual(metric_sum(text, "ringmaster_responses_total", pool="echo", code="404"), 0)
         if os.path.exists(PROMTOOL):
             r = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True, timeout=30)
             self.assertEqual(r.returncode, 0, "promtool check metrics:\n%s%s\n--- metrics ---\n%s"
