@@ -70,6 +70,7 @@
 #include <tesseract/capi.h>
 
 #include "ringmaster_handler.h"
+#include "worker/handlers/ocr_v2.h"
 
 #define OCR_DEFAULT_LANGUAGE "eng"
 #define OCR_DEFAULT_PSM PSM_SINGLE_BLOCK
@@ -490,43 +491,46 @@ static json_t *find_image_input(json_t *inputs)
     return json_array_size(inputs) == 1 ? json_array_get(inputs, 0) : NULL;
 }
 
-static int process_v2(struct ocr_state *st, const struct rm_request *req,
-                      struct rm_response *resp)
+int rm_ocr_v2_decode(const void *body, size_t body_len, json_t **rootp, unsigned char **imgp, size_t *lenp,
+                     char *err, size_t errlen)
 {
-    if (req->body_len == 0)
-        return set_error(resp, 400, "empty body: expected a v2 inference request "
-                         "{\"inputs\":[{\"name\":\"image\",...}]}");
+    *rootp = NULL;
+    *imgp = NULL;
+    *lenp = 0;
+    if (body_len == 0)
+        return snprintf(err, errlen, "empty body: expected a v2 inference request "
+                        "{\"inputs\":[{\"name\":\"image\",...}]}"), 400;
     json_error_t jerr;
-    json_t *root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(body, body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return set_error(resp, 400, "malformed JSON at line %d column %d: %s",
-                         jerr.line, jerr.column, jerr.text);
-    int ret;
+        return snprintf(err, errlen, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text),
+               400;
+    int status = 400;
     unsigned char *img = NULL;
     if (!json_is_object(root)) {
-        ret = set_error(resp, 400, "v2 request must be a JSON object with \"inputs\"");
-        goto out;
+        snprintf(err, errlen, "v2 request must be a JSON object with \"inputs\"");
+        goto bad;
     }
     json_t *id = json_object_get(root, "id");
     if (id && !json_is_string(id)) {
-        ret = set_error(resp, 400, "\"id\" must be a string");
-        goto out;
+        snprintf(err, errlen, "\"id\" must be a string");
+        goto bad;
     }
     json_t *inputs = json_object_get(root, "inputs");
     if (!json_is_array(inputs) || json_array_size(inputs) == 0) {
-        ret = set_error(resp, 400, "missing \"inputs\": expected [{\"name\":\"image\","
-                        "\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"<base64>\"]}]");
-        goto out;
+        snprintf(err, errlen, "missing \"inputs\": expected [{\"name\":\"image\","
+                 "\"datatype\":\"BYTES\",\"shape\":[1],\"data\":[\"<base64>\"]}]");
+        goto bad;
     }
     json_t *in = find_image_input(inputs);
     if (!json_is_object(in)) {
-        ret = set_error(resp, 400, "no input named \"image\" in \"inputs\"");
-        goto out;
+        snprintf(err, errlen, "no input named \"image\" in \"inputs\"");
+        goto bad;
     }
     json_t *dt = json_object_get(in, "datatype");
     if (dt && (!json_is_string(dt) || strcmp(json_string_value(dt), "BYTES") != 0)) {
-        ret = set_error(resp, 400, "input \"image\" must have datatype \"BYTES\"");
-        goto out;
+        snprintf(err, errlen, "input \"image\" must have datatype \"BYTES\"");
+        goto bad;
     }
     json_t *data = json_object_get(in, "data");
     json_t *b64 = NULL;
@@ -534,32 +538,56 @@ static int process_v2(struct ocr_state *st, const struct rm_request *req,
         b64 = data; /* a lone string instead of a one-element array */
     else if (json_is_array(data)) {
         if (json_array_size(data) != 1) {
-            ret = set_error(resp, 400, "input \"image\" must hold exactly one image "
-                            "(shape [1]); it has %zu", json_array_size(data));
-            goto out;
+            snprintf(err, errlen, "input \"image\" must hold exactly one image (shape [1]); it has %zu",
+                     json_array_size(data));
+            goto bad;
         }
         b64 = json_array_get(data, 0);
     }
     if (!json_is_string(b64)) {
-        ret = set_error(resp, 400, "input \"image\" needs \"data\": [\"<base64 of the image>\"]");
-        goto out;
+        snprintf(err, errlen, "input \"image\" needs \"data\": [\"<base64 of the image>\"]");
+        goto bad;
     }
     const char *s = json_string_value(b64);
     size_t slen = json_string_length(b64);
     img = malloc(slen / 4 * 3 + 3);
     if (!img) {
-        ret = fail(resp, "out of memory decoding a %zu byte input", slen);
-        goto out;
+        snprintf(err, errlen, "out of memory decoding a %zu byte input", slen);
+        status = 500;
+        goto bad;
     }
-    char err[512];
-    long ilen = base64_decode(s, slen, img, err, sizeof err);
+    char why[512];
+    long ilen = base64_decode(s, slen, img, why, sizeof why);
     if (ilen < 0) {
-        ret = set_error(resp, 400, "input \"image\": %s", err);
-        goto out;
+        snprintf(err, errlen, "input \"image\": %s", why);
+        goto bad;
     }
+    *rootp = root;
+    *imgp = img;
+    *lenp = (size_t)ilen;
+    return 0;
+bad:
+    free(img);
+    json_decref(root);
+    return status;
+}
+
+static int process_v2(struct ocr_state *st, const struct rm_request *req,
+                      struct rm_response *resp)
+{
+    json_t *root;
+    unsigned char *img;
+    size_t ilen;
+    char err[512];
+    int ret = rm_ocr_v2_decode(req->body, req->body_len, &root, &img, &ilen, err, sizeof err);
+    if (ret == 500)
+        return fail(resp, "%s", err);
+    if (ret)
+        return set_error(resp, ret, "%s", err);
+    json_t *id = json_object_get(root, "id");
 
     struct ocr_result res;
-    int status = ocr_image(st, img, (size_t)ilen, req->deadline_ns, &res, err, sizeof err);
+    int status = ocr_image(st, img, ilen, req->deadline_ns, &res, err, sizeof err);
     if (status == 500) {
         ret = fail(resp, "%s", err);
         goto out;
