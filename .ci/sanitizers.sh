@@ -1,18 +1,26 @@
 #!/bin/sh
 # sanitizers.sh - the unit, crash, integration and fuzz suites once more,
 # built with AddressSanitizer and UndefinedBehaviorSanitizer (-Werror), in a
-# clone of this checkout's HEAD. Any failing test or any sanitizer report
-# fails. Reports go to files (ASAN_OPTIONS/UBSAN_OPTIONS log_path), so a
-# report from any process (a worker, a gateway) is seen, not just from the
-# test programs. The reports the tests provoke on purpose are expected and
-# ignored: a SEGV raised by a test handler (tests/handlers/crash_init.c,
-# evil_ctor.c), i.e. one whose first frame outside libc is in tests/handlers/.
+# clone of this checkout's HEAD (in an unpacked `make dist` tarball, which
+# has no git: a copy of it, any in-tree build cleaned away). Any failing test
+# or any sanitizer report fails. Reports go to files (ASAN_OPTIONS and
+# UBSAN_OPTIONS log_path), so a report from any process (a worker, a gateway)
+# is seen, not just from the test programs. The reports the tests provoke on
+# purpose are expected and ignored: a SEGV raised by a test handler
+# (tests/handlers/crash_init.c, evil_ctor.c), i.e. one whose first frame
+# outside libc is in tests/handlers/.
 set -eu
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd -P)
 work=$(mktemp -d /tmp/rm-sanitizers-XXXXXX)
 trap 'rm -rf "$work"' EXIT
-git clone -q "$src" "$work/tree"
-cd "$work/tree"
+if [ "$(git -C "$src" rev-parse --show-toplevel 2>/dev/null || true)" = "$src" ]; then
+    git clone -q "$src" "$work/tree"
+    cd "$work/tree"
+else
+    cp -R "$src" "$work/tree"
+    cd "$work/tree"
+    [ ! -f Makefile ] || make distclean >/dev/null
+fi
 autoreconf -fi >/dev/null 2>&1
 ./configure -q --enable-sanitizers --enable-werror >/dev/null
 make -j"$(nproc)" >/dev/null
