@@ -48,12 +48,17 @@ for f in supervisor/*.c; do
         bad=1
     fi
 done
-if git ls-files >/dev/null 2>&1; then
-    files=$(git ls-files | grep -v '^tests/layout_check.sh$')
+# A git checkout: the files git tracks. Otherwise (an unpacked tarball, which
+# may itself sit inside some other git checkout): every text file, but not
+# those of build trees made inside it (make distcheck's _build and _inst, a
+# build/ folder) nor test logs.
+if [ "$(git rev-parse --show-toplevel 2>/dev/null || true)" = "$(pwd -P)" ]; then
+    files=$(git ls-files | grep -v '^tests/layout_check.sh$' || true)
 else
-    files=$(find . -type f ! -path './.git/*' ! -name layout_check.sh)
+    files=$(find . \( -path ./.git -o -path ./_build -o -path ./_inst -o -path ./build \) -prune -o \
+        -type f ! -name layout_check.sh ! -name '*.log' ! -name '*.trs' -print)
 fi
-if grep -n 'DESIGN\.md\|STYLE\.md\|\.\./shared/' $files 2>/dev/null; then
+if [ -n "$files" ] && grep -I -n 'DESIGN\.md\|STYLE\.md\|\.\./shared/' $files 2>/dev/null; then
     echo "layout: the lines above refer to documents outside the repository"
     bad=1
 fi
