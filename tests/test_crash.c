@@ -328,6 +328,35 @@ static int reap(int respawn)
     return n;
 }
 
+/* What the ring looks like when progress stops: each slot's state, owner and
+ * attempts, and each child's state from /proc (R, S, T stopped, Z). */
+static void stall_dump(uint64_t at_ns)
+{
+    static const char *names[] = {"FREE", "FILLING", "QUEUED", "RUNNING", "DONE", "ABORTED"};
+    fprintf(stderr, "crash-test: STALL at %.3f s; slots:\n", at_ns / 1e9);
+    for (uint32_t s = 0; s < V.nslots; s++) {
+        uint64_t w = rm_slot_load(&V.states[s]);
+        unsigned st = RM_SLOT_STATE(w);
+        fprintf(stderr, "  slot %u: %s owner %u attempts %u gen %u\n", s,
+                st < sizeof names / sizeof names[0] ? names[st] : "?", RM_SLOT_OWNER(w), RM_SLOT_ATTEMPTS(w),
+                RM_SLOT_GEN(w));
+    }
+    for (int i = 0; i < nkids; i++) {
+        char path[64], buf[256] = "";
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)kids[i].pid);
+        FILE *f = kids[i].pid ? fopen(path, "r") : NULL;
+        if (f) {
+            if (!fgets(buf, sizeof buf, f))
+                buf[0] = 0;
+            fclose(f);
+        }
+        char *p = strrchr(buf, ')');
+        fprintf(stderr, "  child %d (%s) pid %d incarnation %u state %c%s\n", i,
+                kids[i].role == 0 ? "producer" : "consumer", (int)kids[i].pid, kids[i].incarnation,
+                p && p[1] ? p[2] : '?', kids[i].cont_at_ns ? " (SIGSTOPped by the test)" : "");
+    }
+}
+
 static void sleep_ms(double ms)
 {
     long ns = (long)(ms * 1e6);
@@ -422,6 +451,16 @@ int main(int argc, char **argv)
     unsigned long kills = 0, stops = 0;
 
     uint64_t fault_end = 0;
+    /* The machine itself pausing (a VM's stolen time, a host under memory
+     * pressure) freezes every process, this loop included, and would read as
+     * a stall of the ring. So a sleep of 1 ms that overshoots by more than
+     * PAUSE_NS is not counted as a gap: the loop was not running to see
+     * progress. A real stall (children live-locked or waiting on each other)
+     * leaves this loop running every millisecond and is counted in full;
+     * time spent in reap() (the test master's recovery) always counts. */
+    const uint64_t PAUSE_NS = 100ull * 1000000u;
+    uint64_t paused_ns = 0, worst_pause = 0;
+    unsigned long pauses = 0;
     while (rm_now_ns() < end && !stalled) {
         reap(1);
         uint64_t now = rm_now_ns();
@@ -457,10 +496,21 @@ int main(int argc, char **argv)
             last_progress_at = now;
         } else if (now - last_progress_at > worst_gap) {
             worst_gap = now - last_progress_at;
-            if (worst_gap > (uint64_t)o.stall_ms * 1000000u)
+            if (worst_gap > (uint64_t)o.stall_ms * 1000000u) {
                 stalled = 1;
+                stall_dump(now - start);
+            }
         }
+        uint64_t before = rm_now_ns();
         sleep_ms(1);
+        uint64_t slept = rm_now_ns() - before;
+        if (slept > PAUSE_NS) {
+            pauses++;
+            paused_ns += slept;
+            if (slept > worst_pause)
+                worst_pause = slept;
+            last_progress_at += slept; /* this time was not observed */
+        }
     }
 
     if (!fault_end)
@@ -560,6 +610,10 @@ int main(int argc, char **argv)
     printf("  deaths %lu (external SIGKILL %lu, SIGSTOP %lu, crash points fired %llu), re-queues %lu, "
            "pending-list peak %lu\n",
            deaths, kills, stops, (unsigned long long)atomic_load(&T->crash_fired), requeues_seen, pending_max);
+    if (pauses)
+        printf("  machine paused %lu times (this process slept 1 ms for over %llu ms), %.0f ms in all, "
+               "longest %.0f ms: not counted as gaps\n",
+               pauses, (unsigned long long)(PAUSE_NS / 1000000u), paused_ns / 1e6, worst_pause / 1e6);
     printf("  worst progress gap %.0f ms, duplicate answers %lu, lost %lu, over-run %lu, bad answers %u, "
            "slots still busy %u%s\n",
            worst_gap / 1e6, dup_answers, lost, over_run, atomic_load(&T->bad_answers), busy_slots,
