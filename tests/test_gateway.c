@@ -994,6 +994,9 @@ static void test_request_target_not_in_origin_form_is_400(void)
     CU_ASSERT(rejected_alone("CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\n", 400));
     CU_ASSERT(rejected_alone("GET /v2/health/live#frag HTTP/1.1\r\nHost: t\r\n\r\n", 400));
     CU_ASSERT(rejected_alone("GET v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n", 400));
+    /* bytes outside ASCII or controls in the target (llhttp's strict mode) */
+    CU_ASSERT(rejected_alone("GET /v2/health/live\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/\x01live HTTP/1.1\r\nHost: t\r\n\r\n", 400));
     /* the path is what precedes '?' */
     struct client *c = client_open();
     client_sends(c, "GET /v2/health/live?probe=1&x=/y HTTP/1.1\r\nHost: t\r\n\r\n");
