@@ -17,7 +17,7 @@ case "${1:-}" in
 esac
 
 BUILD_PKGS="build-essential autoconf automake pkg-config libsystemd-dev libinih-dev
-  libcunit1-dev libhttp-parser-dev libck-dev libjansson-dev libtesseract-dev
+  libcunit1-dev node-llhttp libck-dev libjansson-dev libtesseract-dev
   libleptonica-dev tesseract-ocr-eng curl libpython3.11-dev python3-numpy python3-sklearn"
 TEST_PKGS="python3 prometheus systemd procps spin"
 

@@ -88,10 +88,6 @@ void gw_conn_close(struct gw *gw, struct gw_conn *c)
 
 void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned peerlen, bool reserve)
 {
-    static const char busy[] =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Content-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-        "{\"error\":\"too many connections\"}";
     bool over = reserve || gw->nactive >= gw->max_connections;
     if (over && !reserve && gw->nactive >= gw->max_connections + OVERFLOW_CONNS) {
         /* Full: an idle keep-alive connection makes room (its client
@@ -107,8 +103,15 @@ void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned p
             gw_conn_close(gw, victim);
     }
     if (over && !reserve && gw->nactive >= gw->max_connections + OVERFLOW_CONNS) {
-        ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w;
+        char busy[256];
+        int n = snprintf(busy, sizeof busy,
+                         "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\nContent-Type: application/json\r\n"
+                         "Content-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+                         "{\"error\":\"too many connections\"}", gw_http_date(gw));
+        if (n > 0 && (size_t)n < sizeof busy) {
+            ssize_t w = send(fd, busy, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w;
+        }
         gw_count_status(gw, RM_GW_SERVER, 503);
         close(fd);
         return;
@@ -152,8 +155,17 @@ void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned p
 
 void gw_conn_start(struct gw *gw, struct gw_conn *c)
 {
-    http_parser_init(&c->parser, HTTP_REQUEST);
+    llhttp_init(&c->parser, HTTP_REQUEST, &gw->settings);
     c->parser.data = c;
+    /* Any DIGIT.DIGIT version is parsed (llhttp 8 refuses 1.2 or 3.0 like
+     * malformed ones) so that http.c answers a well-formed version it does
+     * not speak with 505, and a malformed one with 400. */
+#if LLHTTP_VERSION_MAJOR >= 9
+    llhttp_set_lenient_version(&c->parser, 1);
+#else
+    c->parser.lenient_flags |= LENIENT_VERSION;
+#endif
+    c->tail_len = 0;
     c->phase = GW_IDLE;
     c->phase_start_ns = gw->now;
     c->last_read_ns = gw->now;

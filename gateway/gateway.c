@@ -360,8 +360,7 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
     for (int s = 0; s < GW_SPARE_FDS; s++)
         gw->spare_fds[s] = -1;
     gw_spares_refill(gw);
-    http_parser_set_max_header_size(lim->max_header_size > UINT32_MAX ? UINT32_MAX
-                                                                      : (uint32_t)lim->max_header_size);
+    gw->max_header_size = lim->max_header_size ? lim->max_header_size : 16384;
     gw_http_settings(&gw->settings);
 
     gw->lfds = malloc(sizeof(int) * (ctx->nlisten ? ctx->nlisten : 1));

@@ -1,42 +1,53 @@
 /*
- * http.c - a connection's input and output: http_parser callbacks, reading,
- * parsing, queueing and writing answers, lingering close.
+ * http.c - a connection's input and output: llhttp callbacks, reading,
+ * parsing, the strict checks of RFC 9112, queueing and writing answers,
+ * lingering close.
  *
- * All HTTP syntax is http_parser's; this file only collects what the
- * callbacks hand over (URL, Content-Type, Expect, body) and enforces limits.
- * Callbacks never do I/O: they fill the connection, append to its output
- * buffer at most, and pause the parser at the end of a message. The
- * caller (conn_parse) then dispatches the message. The parser stays paused
- * until its answer is queued (gw_respond), which keeps pipelined answers in
- * order.
+ * The HTTP syntax is llhttp's (built in strict mode: docs/http.md); this
+ * file collects what the callbacks hand over (URL, Host, Content-Type,
+ * Expect, body), enforces the limits and the rules llhttp leaves to its
+ * user (Host, the version, Transfer-Encoding on HTTP/1.0, the size of the
+ * headers). Callbacks never do I/O: they fill the connection and pause the
+ * parser at the end of the headers and at the end of a message. The caller
+ * (conn_parse) then checks the headers (request_checked) or dispatches the
+ * message. The parser stays paused until the message's answer is queued
+ * (gw_respond), which keeps pipelined answers in order; after an answer
+ * that closes the connection it is never resumed, so nothing pipelined
+ * behind a rejected request is parsed.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "gateway/internal.h"
 #include "shm/segment.h"
 
-enum { GW_H_NONE = 0, GW_H_CTYPE, GW_H_EXPECT };
+enum { GW_H_NONE = 0, GW_H_CTYPE, GW_H_EXPECT, GW_H_HOST, GW_H_TE };
 
 #define ZEROCOPY_MIN 16384  /* bodies this large go out by writev, not copied first */
 
 void gw_req_reset(struct gw_conn *c)
 {
+    c->method_known = false;
+    c->head_bytes = 0;
+    c->meta_bytes = 0;
     c->url_len = 0;
     c->url_too_long = false;
+    c->version_seen = false;
     c->hfield_len = 0;
     c->hfield_long = false;
-    c->in_value = false;
     c->cur_hdr = GW_H_NONE;
+    c->host_count = 0;
+    c->host_len = 0;
+    c->host_long = false;
+    c->has_te = false;
     c->ctype_len = 0;
     c->ctype[0] = '\0';
     c->ctype_bad = false;
@@ -53,6 +64,7 @@ void gw_req_reset(struct gw_conn *c)
     c->keepalive = false;
     c->head = false;
     c->msg_done = false;
+    c->hdrs_done = false;
 }
 
 static bool eq_ci(const char *s, size_t n, const char *lit)
@@ -77,12 +89,29 @@ static int too_large(struct gw_conn *c)
                                        : "request body too large");
 }
 
+static bool version_supported(const llhttp_t *p)
+{
+    return p->http_major == 1 && (p->http_minor == 0 || p->http_minor == 1);
+}
+
+/* Chunk extensions and trailers are not stored, only counted: they get the
+ * limit of the headers, so a body cannot be made of them endlessly. */
+static int meta(struct gw_conn *c, size_t len)
+{
+    c->meta_bytes += len;
+    if (c->meta_bytes > c->gw->max_header_size)
+        return early(c, 431, "chunk extensions or trailers larger than max_header_size");
+    return 0;
+}
+
 /* ------------------------------------------------------------------ callbacks */
 
-static int cb_message_begin(http_parser *p)
+static int cb_message_begin(llhttp_t *p)
 {
     struct gw_conn *c = p->data;
+    uint64_t head = c->head_bytes;  /* counted by conn_parse since the last message */
     gw_req_reset(c);
+    c->head_bytes = head;
     c->phase = GW_HEADERS;
     c->phase_start_ns = c->gw->now;
     c->req_start_ns = c->gw->now;
@@ -90,9 +119,11 @@ static int cb_message_begin(http_parser *p)
     return 0;
 }
 
-static int cb_url(http_parser *p, const char *at, size_t len)
+static int cb_url(llhttp_t *p, const char *at, size_t len)
 {
     struct gw_conn *c = p->data;
+    c->method = p->method;
+    c->method_known = true;
     if (c->url_too_long || len >= sizeof c->url - c->url_len) {
         c->url_too_long = true;
         return 0;
@@ -102,16 +133,41 @@ static int cb_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
-static int cb_header_field(http_parser *p, const char *at, size_t len)
+/*
+ * The version's first bytes: the five before them must be "HTTP/". llhttp
+ * also takes "RTSP/" and "ICE/" request lines (it parses those protocols
+ * too) and has no callback for the protocol name, so it is read here from
+ * the input (the bytes of an earlier llhttp_execute call from c->tail).
+ */
+static int cb_version(llhttp_t *p, const char *at, size_t len)
+{
+    struct gw_conn *c = p->data;
+    if (c->version_seen)
+        return 0;
+    c->version_seen = true;
+    char proto[5];
+    size_t here = (size_t)(at - c->exec_base);  /* bytes of this call before the version */
+    size_t from_here = here < sizeof proto ? here : sizeof proto;
+    size_t from_tail = sizeof proto - from_here;
+    if (from_tail > c->tail_len)
+        return early(c, 400, "malformed request: the protocol is not HTTP");
+    memcpy(proto, c->tail + c->tail_len - from_tail, from_tail);
+    memcpy(proto + from_tail, at - from_here, from_here);
+    if (memcmp(proto, "HTTP/", sizeof proto) != 0)
+        return early(c, 400, "malformed request: the protocol is not HTTP");
+    return 0;
+}
+
+static int cb_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct gw_conn *c = p->data;
     if (c->phase != GW_HEADERS)
-        return 0; /* a chunked trailer: never taken for a request header */
-    if (c->in_value) {  /* a new header begins */
-        c->in_value = false;
-        c->hfield_len = 0;
-        c->hfield_long = false;
-    }
+        return meta(c, len); /* a chunked trailer: never taken for a request header */
+    /* The request line is complete (llhttp checked that the version is
+     * DIGIT.DIGIT followed by CRLF): a version we do not speak is 505
+     * before any header is looked at. */
+    if (!version_supported(p))
+        return early(c, 505, "HTTP version not supported");
     if (c->hfield_long || len >= sizeof c->hfield - c->hfield_len) {
         c->hfield_long = true;
         return 0;
@@ -121,25 +177,40 @@ static int cb_header_field(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
-static int cb_header_value(http_parser *p, const char *at, size_t len)
+static int cb_header_field_complete(llhttp_t *p)
 {
     struct gw_conn *c = p->data;
     if (c->phase != GW_HEADERS)
-        return 0; /* trailer */
-    if (!c->in_value) {  /* first piece of this header's value */
-        c->in_value = true;
-        c->cur_hdr = GW_H_NONE;
-        if (!c->hfield_long && eq_ci(c->hfield, c->hfield_len, "content-type")) {
-            if (c->has_ctype)
-                c->ctype_bad = true;  /* sent twice */
-            c->has_ctype = true;
-            c->ctype_len = 0;
-            c->cur_hdr = GW_H_CTYPE;
-        } else if (!c->hfield_long && eq_ci(c->hfield, c->hfield_len, "expect")) {
-            c->expect_len = 0;
-            c->cur_hdr = GW_H_EXPECT;
-        }
+        return 0;
+    c->cur_hdr = GW_H_NONE;
+    if (c->hfield_long)
+        return 0;
+    if (c->hfield_len == 0)  /* ": value": llhttp 8 lets an empty name through */
+        return early(c, 400, "malformed request: empty header name");
+    if (eq_ci(c->hfield, c->hfield_len, "content-type")) {
+        if (c->has_ctype)
+            c->ctype_bad = true;  /* sent twice */
+        c->has_ctype = true;
+        c->ctype_len = 0;
+        c->cur_hdr = GW_H_CTYPE;
+    } else if (eq_ci(c->hfield, c->hfield_len, "expect")) {
+        c->expect_len = 0;
+        c->cur_hdr = GW_H_EXPECT;
+    } else if (eq_ci(c->hfield, c->hfield_len, "host")) {
+        c->host_count++;
+        c->host_len = 0;
+        c->cur_hdr = GW_H_HOST;
+    } else if (eq_ci(c->hfield, c->hfield_len, "transfer-encoding")) {
+        c->has_te = true;
     }
+    return 0;
+}
+
+static int cb_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct gw_conn *c = p->data;
+    if (c->phase != GW_HEADERS)
+        return meta(c, len); /* trailer */
     switch (c->cur_hdr) {
     case GW_H_CTYPE:
         if (len > RM_SHM_CTYPE - 1 - c->ctype_len) {
@@ -157,22 +228,191 @@ static int cb_header_value(http_parser *p, const char *at, size_t len)
             c->expect_len += len;
         }
         break;
+    case GW_H_HOST:
+        if (c->host_long || len >= sizeof c->host - c->host_len) {
+            c->host_long = true;
+        } else {
+            memcpy(c->host + c->host_len, at, len);
+            c->host_len += len;
+        }
+        break;
     default:
         break;
     }
     return 0;
 }
 
-static int cb_headers_complete(http_parser *p)
+static int cb_header_value_complete(llhttp_t *p)
 {
     struct gw_conn *c = p->data;
-    struct gw *gw = c->gw;
-    c->method = p->method;
-    c->head = p->method == HTTP_HEAD;
+    c->cur_hdr = GW_H_NONE;
+    c->hfield_len = 0;
+    c->hfield_long = false;
+    return 0;
+}
+
+/* Pause: conn_parse counts the header bytes and checks the request
+ * (request_checked) before the parser reads on. */
+static int cb_headers_complete(llhttp_t *p)
+{
+    struct gw_conn *c = p->data;
     c->phase = GW_BODY;
+    c->hdrs_done = true;
+    return HPE_PAUSED;
+}
+
+static int cb_chunk_extension(llhttp_t *p, const char *at, size_t len)
+{
+    return meta(p->data, len);
+}
+
+static int cb_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct gw_conn *c = p->data;
+    c->body_seen += len;
+    if (c->body_seen > c->body_limit)
+        return too_large(c);
+    if (c->store_body) {
+        gw_buf_put(&c->body, at, len);
+        if (c->gw->body_bytes > GW_BODY_BUDGET)
+            return early(c, 503, "too many uploads in progress"); /* chunked uploads */
+    }
+    return 0;
+}
+
+static int cb_message_complete(llhttp_t *p)
+{
+    struct gw_conn *c = p->data;
+    c->msg_done = true;
+    c->keepalive = llhttp_should_keep_alive(p) && !p->upgrade;
+    /* Hold the next pipelined message until this one is answered. */
+    return HPE_PAUSED;
+}
+
+void gw_http_settings(llhttp_settings_t *s)
+{
+    llhttp_settings_init(s);
+    s->on_message_begin = cb_message_begin;
+    s->on_url = cb_url;
+    s->on_version = cb_version;
+    s->on_header_field = cb_header_field;
+    s->on_header_field_complete = cb_header_field_complete;
+    s->on_header_value = cb_header_value;
+    s->on_header_value_complete = cb_header_value_complete;
+    s->on_headers_complete = cb_headers_complete;
+    s->on_chunk_extension_name = cb_chunk_extension;
+    s->on_chunk_extension_value = cb_chunk_extension;
+    s->on_body = cb_body;
+    s->on_message_complete = cb_message_complete;
+}
+
+/* ------------------------------------------------------------------ the request, once its headers are in */
+
+static bool is_hex(char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+static bool is_unreserved_or_sub_delim(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("-._~!$&'()*+,;=", ch) != NULL);
+}
+
+/*
+ * Host = uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2): a bracketed
+ * IPv6 address or IPvFuture, or a reg-name (unreserved, pct-encoded,
+ * sub-delims; an IPv4 address is one); port: digits, at most 65535. An
+ * empty value is valid (a target without authority).
+ */
+static bool host_valid(const char *h, size_t n)
+{
+    while (n && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+        n--;  /* llhttp drops the leading whitespace of a value, not the trailing */
+    size_t i = 0;
+    if (n && h[0] == '[') {
+        const char *end = memchr(h, ']', n);
+        if (!end)
+            return false;
+        size_t alen = (size_t)(end - h) - 1;
+        const char *a = h + 1;
+        if (alen && (a[0] == 'v' || a[0] == 'V')) {  /* IPvFuture: "v" 1*HEXDIG "." 1*(unreserved / sub-delims / ":") */
+            size_t k = 1;
+            while (k < alen && is_hex(a[k]))
+                k++;
+            if (k == 1 || k >= alen || a[k] != '.' || k + 1 >= alen)
+                return false;
+            for (k++; k < alen; k++)
+                if (!is_unreserved_or_sub_delim(a[k]) && a[k] != ':')
+                    return false;
+        } else {
+            char addr[INET6_ADDRSTRLEN];
+            struct in6_addr in6;
+            if (alen == 0 || alen >= sizeof addr)
+                return false;
+            memcpy(addr, a, alen);
+            addr[alen] = '\0';
+            if (inet_pton(AF_INET6, addr, &in6) != 1)
+                return false;
+        }
+        i = (size_t)(end - h) + 1;
+    } else {
+        for (; i < n && h[i] != ':'; i++) {
+            if (h[i] == '%') {
+                if (i + 2 >= n || !is_hex(h[i + 1]) || !is_hex(h[i + 2]))
+                    return false;
+                i += 2;
+            } else if (!is_unreserved_or_sub_delim(h[i])) {
+                return false;
+            }
+        }
+    }
+    if (i == n)
+        return true;
+    if (h[i] != ':')
+        return false;
+    unsigned long port = 0;
+    for (i++; i < n; i++) {
+        if (h[i] < '0' || h[i] > '9')
+            return false;
+        port = port * 10 + (unsigned long)(h[i] - '0');
+        if (port > 65535)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * The headers are complete (the parser is paused there): check the request
+ * as RFC 9112 wants it, route it, and decide what its body is for before
+ * any body byte is read. Returns 0 to read on, -1 with early_status set to
+ * answer now and close.
+ */
+static int request_checked(struct gw *gw, struct gw_conn *c)
+{
+    llhttp_t *p = &c->parser;
+    c->method = p->method;
+    c->method_known = true;
+    c->head = p->method == HTTP_HEAD;
     c->last_read_ns = gw->now;
-    if (p->http_major != 1)
+    if (!version_supported(p))
         return early(c, 505, "HTTP version not supported");
+    /* RFC 9112 3.2: Host exactly once in HTTP/1.1, at most once and valid in any request. */
+    if (c->host_count > 1)
+        return early(c, 400, "malformed request: more than one Host header");
+    if (c->host_count == 0 && p->http_minor >= 1)
+        return early(c, 400, "malformed request: HTTP/1.1 request without a Host header");
+    if (c->host_count == 1 && (c->host_long || !host_valid(c->host, c->host_len)))
+        return early(c, 400, "malformed request: invalid Host header");
+    /* RFC 9112 6.1 and 6.3: a body's length must be certain. llhttp itself
+     * refuses Content-Length with a Transfer-Encoding, two Content-Lengths,
+     * and a request whose last transfer coding is not chunked, but takes
+     * an empty Transfer-Encoding for none, and any on HTTP/1.0. */
+    bool chunked = p->flags & F_CHUNKED;
+    if (c->has_te && p->http_minor == 0)
+        return early(c, 400, "malformed request: Transfer-Encoding in an HTTP/1.0 request");
+    if (c->has_te && !chunked)
+        return early(c, 400, "malformed request: the last transfer coding is not chunked");
     while (c->ctype_len && (c->ctype[c->ctype_len - 1] == ' ' || c->ctype[c->ctype_len - 1] == '\t'))
         c->ctype_len--;
     c->ctype[c->ctype_len] = '\0';
@@ -182,24 +422,23 @@ static int cb_headers_complete(http_parser *p)
     if (c->overflow && c->route != GW_R_LIVE && c->route != GW_R_READY && c->route != GW_R_MODEL_READY)
         return early(c, 503, "too many connections");
 
-    bool chunked = p->flags & F_CHUNKED;
-    uint64_t declared = p->content_length;  /* ULLONG_MAX: no Content-Length */
-    bool has_body = chunked || (declared != ULLONG_MAX && declared > 0);
+    uint64_t declared = (p->flags & F_CONTENT_LENGTH) ? p->content_length : UINT64_MAX;  /* MAX: none */
+    bool has_body = chunked || (declared != UINT64_MAX && declared > 0);
     /* An unknown path or model is 404 whatever its body: answer before
      * reading (or asking for, with 100-continue) a body nobody will use. */
     bool expects_continue = p->http_minor >= 1 && c->expect_len < sizeof c->expect &&
                             eq_ci(c->expect, c->expect_len, "100-continue");
-    bool big = chunked || (declared != ULLONG_MAX && declared > c->body_limit) || expects_continue;
+    bool big = chunked || (declared != UINT64_MAX && declared > c->body_limit) || expects_continue;
     if (has_body && big && !c->store_body &&
         (c->route == GW_R_NOT_FOUND ||
          ((c->route == GW_R_INFER || c->route == GW_R_MODEL_META || c->route == GW_R_MODEL_READY) && c->pool < 0)))
         return early(c, 404, c->route == GW_R_NOT_FOUND ? "not found" : "unknown model");
-    if (!chunked && declared != ULLONG_MAX && declared > c->body_limit)
+    if (!chunked && declared != UINT64_MAX && declared > c->body_limit)
         return too_large(c);
-    if (c->store_body && !chunked && declared != ULLONG_MAX && declared > GW_BUF_KEEP &&
+    if (c->store_body && !chunked && declared != UINT64_MAX && declared > GW_BUF_KEEP &&
         gw->body_bytes + declared > GW_BODY_BUDGET)
         return early(c, 503, "too many uploads in progress");
-    if (c->store_body && !chunked && declared != ULLONG_MAX && declared > 0 &&
+    if (c->store_body && !chunked && declared != UINT64_MAX && declared > 0 &&
         !gw_buf_reserve(&c->body, (size_t)declared))
         return early(c, 503, "out of memory");
     /* 100 Continue only where the body is wanted (an inference request). */
@@ -216,48 +455,82 @@ static int cb_headers_complete(http_parser *p)
     return 0;
 }
 
-static int cb_body(http_parser *p, const char *at, size_t len)
-{
-    struct gw_conn *c = p->data;
-    c->body_seen += len;
-    if (c->body_seen > c->body_limit)
-        return too_large(c);
-    if (c->store_body) {
-        gw_buf_put(&c->body, at, len);
-        if (c->gw->body_bytes > GW_BODY_BUDGET)
-            return early(c, 503, "too many uploads in progress"); /* chunked uploads */
-    }
-    return 0;
-}
-
-static int cb_message_complete(http_parser *p)
-{
-    struct gw_conn *c = p->data;
-    c->msg_done = true;
-    c->keepalive = http_should_keep_alive(p) && !p->upgrade;
-    /* Hold the next pipelined message until this one is answered. */
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-void gw_http_settings(http_parser_settings *s)
-{
-    http_parser_settings_init(s);
-    s->on_message_begin = cb_message_begin;
-    s->on_url = cb_url;
-    s->on_header_field = cb_header_field;
-    s->on_header_value = cb_header_value;
-    s->on_headers_complete = cb_headers_complete;
-    s->on_body = cb_body;
-    s->on_message_complete = cb_message_complete;
-}
-
 /* ------------------------------------------------------------------ answers */
 
+const char *gw_http_date(struct gw *gw)
+{
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0)
+        ts.tv_sec = time(NULL);
+    if (gw->date[0] && (int64_t)ts.tv_sec == gw->date_sec)
+        return gw->date;
+    struct tm tm;
+    if (!gmtime_r(&ts.tv_sec, &tm))
+        return gw->date[0] ? gw->date : "Thu, 01 Jan 1970 00:00:00 GMT";
+    /* by hand: strftime's names follow the locale, IMF-fixdate's do not */
+    snprintf(gw->date, sizeof gw->date, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
+             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    gw->date_sec = (int64_t)ts.tv_sec;
+    return gw->date;
+}
+
+/* RFC 9110's reason phrases (llhttp_status_name gives enum names, and
+ * aborts on a status it does not know; a handler may choose any 100-599). */
 static const char *reason_phrase(unsigned status)
 {
-    const char *r = http_status_str((enum http_status)status);
-    return (r && r[0] != '<') ? r : "Status";
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Status";
+    }
 }
 
 static bool conn_keep(const struct gw *gw, const struct gw_conn *c)
@@ -329,7 +602,8 @@ static void access_line(struct gw *gw, const struct gw_conn *c, unsigned status,
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s \"%s %s\" %s %u %zu %.6f %u\n",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      ts.tv_nsec / 1000000, c->peer[0] ? c->peer : "-",
-                     http_method_str((enum http_method)c->method), u ? url : "-", pool[0] ? pool : "-", status, len,
+                     c->method_known ? llhttp_method_name((llhttp_method_t)c->method) : "-", u ? url : "-",
+                     pool[0] ? pool : "-", status, len,
                      (gw->now - start) / 1e9, c->attempt);
     if (n > 0) {
         ssize_t w = write(gw->access_fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
@@ -354,6 +628,8 @@ void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *c
     int n = snprintf(line, sizeof line, "HTTP/1.1 %u ", status);
     gw_buf_put(o, line, (size_t)n);
     gw_buf_puts(o, reason_phrase(status));
+    gw_buf_put(o, "\r\nDate: ", 8);
+    gw_buf_puts(o, gw_http_date(gw));
     if (ctype) {
         gw_buf_put(o, "\r\nContent-Type: ", 16);
         gw_buf_puts(o, ctype);
@@ -408,7 +684,7 @@ void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *c
     gw_req_reset(c);
     c->phase = GW_IDLE;
     c->phase_start_ns = gw->now;
-    http_parser_pause(&c->parser, 0);
+    llhttp_resume(&c->parser);
 }
 
 void gw_respond_error(struct gw *gw, struct gw_conn *c, unsigned status,
@@ -490,35 +766,89 @@ static void conn_read(struct gw *gw, struct gw_conn *c)
     }
 }
 
-static void conn_parse(struct gw *gw, struct gw_conn *c)
+/* Remember the last bytes parsed: cb_version reads the protocol name from
+ * them when the request line was split between two reads. */
+static void keep_tail(struct gw_conn *c, const char *at, size_t n)
 {
-    size_t avail = c->in_len - c->in_off;
-    size_t n = http_parser_execute(&c->parser, &gw->settings, c->in + c->in_off, avail);
-    if (n > avail)
-        n = avail;
-    c->in_off += n;
-    if (c->msg_done) {
-        c->msg_done = false;
-        gw_dispatch(gw, c);
+    if (n >= sizeof c->tail) {
+        memcpy(c->tail, at + n - sizeof c->tail, sizeof c->tail);
+        c->tail_len = sizeof c->tail;
         return;
     }
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_OK) {
-        c->in_off = c->in_len;  /* all consumed (or an upgrade we ignore) */
-        return;
-    }
+    size_t keep = c->tail_len + n > sizeof c->tail ? sizeof c->tail - n : c->tail_len;
+    memmove(c->tail, c->tail + c->tail_len - keep, keep);
+    memcpy(c->tail + keep, at, n);
+    c->tail_len = keep + n;
+}
+
+/* The request cannot be read on: answer it and close. The parser is left
+ * as it is, so whatever the client sent after it is never parsed. */
+static void parse_failed(struct gw *gw, struct gw_conn *c, llhttp_errno_t e)
+{
     c->keepalive = false;
     c->head = false;
     if (c->early_status) {
         gw_respond_error_s(gw, c, c->early_status, c->early_msg ? c->early_msg : "bad request");
-    } else if (e == HPE_HEADER_OVERFLOW) {
-        gw_respond_error_s(gw, c, 431, "request headers too large");
+    } else if (e == HPE_PAUSED_H2_UPGRADE) {
+        gw_respond_error_s(gw, c, 505, "HTTP version not supported (an HTTP/2 connection preface)");
     } else {
+        const char *why = llhttp_get_error_reason(&c->parser);
         char msg[160];
-        int m = snprintf(msg, sizeof msg, "malformed request: %s", http_errno_description(e));
+        int m = snprintf(msg, sizeof msg, "malformed request: %s", why && why[0] ? why : llhttp_errno_name(e));
         gw_respond_error(gw, c, 400, msg, m > 0 && (size_t)m < sizeof msg ? (size_t)m : strlen(msg), NULL);
     }
     c->close_after = true;
+}
+
+static void conn_parse(struct gw *gw, struct gw_conn *c)
+{
+    for (;;) {
+        const char *at = c->in + c->in_off;
+        size_t feed = c->in_len - c->in_off;
+        /* llhttp has no limit on the size of the headers: they are counted
+         * here. The parser is never given more than max_header_size still
+         * allows, so headers that are too large stop short of their end
+         * and are never looked at. */
+        bool in_head = c->phase == GW_IDLE || c->phase == GW_HEADERS;
+        if (in_head && feed > gw->max_header_size - c->head_bytes)
+            feed = (size_t)(gw->max_header_size - c->head_bytes);
+        c->exec_base = at;
+        llhttp_errno_t e = llhttp_execute(&c->parser, at, feed);
+        size_t n = feed;
+        if (e != HPE_OK) {  /* paused or failed in this call: it stopped at error_pos */
+            const char *pos = llhttp_get_error_pos(&c->parser);
+            n = pos && pos >= at && pos <= at + feed ? (size_t)(pos - at) : 0;
+        }
+        c->in_off += n;
+        keep_tail(c, at, n);
+        if (in_head)
+            c->head_bytes += n;  /* the call stopped at the end of the headers, if it got there */
+        if (c->hdrs_done) {
+            c->hdrs_done = false;
+            if (request_checked(gw, c) != 0) {
+                parse_failed(gw, c, e);
+                return;
+            }
+            llhttp_resume(&c->parser);
+            continue;  /* the body, or the end of a message without one (no byte needed) */
+        }
+        if (c->msg_done) {
+            c->msg_done = false;
+            gw_dispatch(gw, c);
+            return;
+        }
+        if (e != HPE_OK) {
+            parse_failed(gw, c, e);
+            return;
+        }
+        if (in_head && c->head_bytes >= gw->max_header_size) {
+            /* max_header_size bytes and the headers are not complete */
+            c->early_status = 431;
+            c->early_msg = "request headers too large";
+            parse_failed(gw, c, e);
+        }
+        return;
+    }
 }
 
 /* Answered for the last time: shut our side and read what the client still

@@ -5,7 +5,8 @@
  * One process, one epoll loop, no threads:
  *   gateway.c  the loop: accept, signals, the tick (heartbeat, timeouts,
  *              drain), connection table
- *   http.c     reading, parsing (http_parser callbacks), writing answers
+ *   http.c     reading, parsing (llhttp callbacks, strict RFC 9112 checks),
+ *              writing answers, the Date header
  *   routes.c   which endpoint, health/metadata answers, JSON errors
  *   submit.c   pools seen in shared memory, slot claim/fill/queue, pending
  *              requests and their completion, statistics
@@ -14,14 +15,18 @@
  *
  * A connection handles one request at a time: the parser is paused after
  * each message and resumed once that message's answer is queued, so
- * pipelined requests are answered in order without a queue of answers.
+ * pipelined requests are answered in order without a queue of answers. It
+ * is also paused when the headers are complete, so that their size is
+ * known exactly and the request is checked before any body byte is read.
+ * A request answered with an error that closes the connection leaves the
+ * parser where it stopped: nothing after it is parsed.
  * Connections are registered edge-triggered once for in and out; `readable`
  * and `writable` remember what the last edge said.
  */
 #ifndef RM_GW_INTERNAL_H
 #define RM_GW_INTERNAL_H
 
-#include <http_parser.h>
+#include <llhttp.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +49,7 @@ enum { EVK_CONN = 0, EVK_LISTEN = 1, EVK_WAKE = 2, EVK_TIMER = 3, EVK_SIGNAL = 4
 #define GW_TIMEOUT_TICKS 5                   /* connection timeouts every 5 ticks */
 #define GW_IN_CAP 16384                      /* per-connection input buffer */
 #define GW_URL_MAX 2048                      /* longer: 414 */
+#define GW_HOST_MAX 256                      /* Host values this long or longer: 400 */
 #define GW_OUT_HIGH (256u * 1024u)           /* stop parsing while this much waits */
 #define GW_DISCARD_LIMIT (64u * 1024u)       /* body allowed on a non-inference request */
 #define GW_BUF_KEEP (64u * 1024u)            /* larger buffers freed after the request */
@@ -100,7 +106,7 @@ enum gw_phase {
 
 enum gw_route {
     GW_R_NONE = 0,
-    GW_R_BAD,           /* URL did not parse: 400 */
+    GW_R_BAD,           /* request-target not in origin form: 400 (and close) */
     GW_R_URL_TOO_LONG,  /* 414 */
     GW_R_NOT_FOUND,
     GW_R_LIVE,
@@ -128,6 +134,7 @@ struct gw_conn {
     bool close_after;         /* close once the output is flushed */
     bool keepalive;           /* of the current message */
     bool msg_done;            /* parser reached the end of a message */
+    bool hdrs_done;           /* parser paused at the end of the headers */
     bool head;                /* HEAD request: no body in the answer */
     bool overflow;            /* over max_connections: health answered, anything else 503, then closed */
     uint64_t phase_start_ns;  /* when phase began (header timeout, idle timeout) */
@@ -139,23 +146,34 @@ struct gw_conn {
     uint64_t linger_until_ns;
     uint32_t answers;         /* answers queued on this connection */
 
-    http_parser parser;
+    llhttp_t parser;
     size_t in_off;            /* parsed up to here */
     size_t in_len;
+    const char *exec_base;    /* what llhttp_execute was given (callbacks locate their spans) */
+    char tail[8];             /* the last bytes parsed before exec_base (protocol name check) */
+    size_t tail_len;
     struct gw_buf out;        /* answers not yet written: out.data[out_off..len) */
     size_t out_off;
     struct gw_buf body;       /* body of an inference request */
 
     /* the request being parsed */
     unsigned method;
+    bool method_known;        /* the request line got as far as the URL */
+    uint64_t head_bytes;      /* request line and headers parsed so far (max_header_size: 431) */
+    uint64_t meta_bytes;      /* chunk extensions and trailers parsed so far (same limit) */
     char url[GW_URL_MAX];
     size_t url_len;
     bool url_too_long;
+    bool version_seen;        /* the protocol name before the version was checked */
     char hfield[32];          /* current header name (longer ones: uninteresting) */
     size_t hfield_len;
     bool hfield_long;
-    bool in_value;            /* the last header callback was a value */
     int cur_hdr;              /* GW_H_* of the header whose value is coming */
+    unsigned host_count;      /* Host header lines */
+    char host[GW_HOST_MAX];
+    size_t host_len;
+    bool host_long;
+    bool has_te;              /* a Transfer-Encoding line, even an empty one */
     char ctype[RM_SHM_CTYPE];
     size_t ctype_len;
     bool ctype_bad;           /* longer than RM_SHM_CTYPE - 1, or sent twice */
@@ -239,7 +257,10 @@ struct gw {
     struct gw_pool pools[RM_SHM_MAX_POOLS];
     uint64_t req_seq;
 
-    http_parser_settings settings;
+    llhttp_settings_t settings;
+    uint64_t max_header_size; /* request line and headers; also chunk extensions and trailers */
+    char date[32];            /* IMF-fixdate of date_sec, for the Date header */
+    int64_t date_sec;
     struct gw_buf scratch;    /* metrics and JSON bodies */
 };
 
@@ -254,7 +275,10 @@ void gw_conn_close(struct gw *gw, struct gw_conn *c);
 void gw_spares_refill(struct gw *gw);
 
 /* http.c */
-void gw_http_settings(http_parser_settings *s);
+void gw_http_settings(llhttp_settings_t *s);
+/* The current time as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"),
+ * formatted again only when the second changed. */
+const char *gw_http_date(struct gw *gw);
 void gw_req_reset(struct gw_conn *c);                    /* forget the last request's parse state */
 void gw_conn_run(struct gw *gw, struct gw_conn *c);     /* make all progress possible */
 void gw_conn_linger_or_close(struct gw *gw, struct gw_conn *c);

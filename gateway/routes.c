@@ -29,19 +29,18 @@ void gw_route_classify(struct gw *gw, struct gw_conn *c)
         c->route = GW_R_URL_TOO_LONG;
         return;
     }
-    struct http_parser_url u;
-    http_parser_url_init(&u);
-    if (c->method == HTTP_CONNECT || c->url_len == 0 ||
-        http_parser_parse_url(c->url, c->url_len, 0, &u) != 0) {
+    /* Only the origin form ("/path?query", RFC 9112 3.2.1) is for us: the
+     * absolute form (meant for proxies), the authority form (CONNECT) and
+     * the asterisk form (OPTIONS *) are 400, as is a fragment, which a
+     * request-target never carries. The path is what precedes '?'. */
+    if (c->method == HTTP_CONNECT || c->url_len == 0 || c->url[0] != '/' ||
+        memchr(c->url, '#', c->url_len)) {
         c->route = GW_R_BAD;
         return;
     }
-    const char *path = "/";
-    size_t len = 1;
-    if (u.field_set & (1u << UF_PATH)) {
-        path = c->url + u.field_data[UF_PATH].off;
-        len = u.field_data[UF_PATH].len;
-    }
+    const char *path = c->url;
+    const char *query = memchr(c->url, '?', c->url_len);
+    size_t len = query ? (size_t)(query - c->url) : c->url_len;
     if (path_is(path, len, "/v2/health/live")) {
         c->route = GW_R_LIVE;
     } else if (path_is(path, len, "/v2/health/ready")) {
@@ -185,7 +184,8 @@ void gw_dispatch(struct gw *gw, struct gw_conn *c)
     bool get = c->method == HTTP_GET || c->method == HTTP_HEAD;
     switch (c->route) {
     case GW_R_BAD:
-        gw_respond_error_s(gw, c, 400, "malformed request: bad URL");
+        c->keepalive = false;  /* a malformed request: nothing after it is read */
+        gw_respond_error_s(gw, c, 400, "malformed request: the request-target is not an origin-form path");
         return;
     case GW_R_URL_TOO_LONG:
         gw_respond_error_s(gw, c, 414, "URL too long");

@@ -160,22 +160,26 @@ def header_variant(r):
 
 
 def long_thing(r):
+    # With Host: an HTTP/1.1 request without one is 400 before any limit is
+    # looked at, and these are here to reach the limits (414, 431, 413).
     k = r.randrange(6)
     if k == 0:
-        return b"GET /" + b"a" * r.choice([2046, 2047, 2048, 5000, 20000]) + b" HTTP/1.1\r\n\r\n"
+        return b"GET /" + b"a" * r.choice([2046, 2047, 2048, 5000, 20000]) + b" HTTP/1.1\r\nHost: fz\r\n\r\n"
     if k == 1:
-        return b"GET /v2/health/live HTTP/1.1\r\nX-Big: " + b"v" * r.choice([8000, 16300, 16400, 70000]) + b"\r\n\r\n"
+        return b"GET /v2/health/live HTTP/1.1\r\nHost: fz\r\nX-Big: " + b"v" * r.choice([8000, 16300, 16400, 70000]) + b"\r\n\r\n"
     if k == 2:
-        return b"GET /v2/health/live HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(r.choice([100, 1500, 3000]))) + b"\r\n"
+        return (b"GET /v2/health/live HTTP/1.1\r\nHost: fz\r\n" +
+                b"".join(b"X-%d: y\r\n" % i for i in range(r.choice([100, 1500, 3000]))) + b"\r\n")
     if k == 3:
-        return b"GET /v2/health/live HTTP/1.1\r\n" + b"N" * r.choice([31, 32, 33, 200, 20000]) + b": v\r\n\r\n"
+        return b"GET /v2/health/live HTTP/1.1\r\nHost: fz\r\n" + b"N" * r.choice([31, 32, 33, 200, 20000]) + b": v\r\n\r\n"
     if k == 4:  # body limits: non-inference (64 KiB) and inference (max_request_size)
         n = r.choice([65536, 65537, 262144, 262145, 300000])
         path = r.choice([b"/v2/health/live", INFER.encode()])
         if r.random() < 0.5:
-            return b"POST " + path + b" HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % n + b"b" * n
-        return b"POST " + path + b" HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(r, b"b" * n)
-    return b"POST " + INFER.encode() + b" HTTP/1.1\r\nContent-Type: " + b"t" * r.choice([126, 127, 128, 5000]) + b"\r\nContent-Length: 1\r\n\r\nx"
+            return b"POST " + path + b" HTTP/1.1\r\nHost: fz\r\nContent-Length: %d\r\n\r\n" % n + b"b" * n
+        return b"POST " + path + b" HTTP/1.1\r\nHost: fz\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(r, b"b" * n)
+    return (b"POST " + INFER.encode() + b" HTTP/1.1\r\nHost: fz\r\nContent-Type: " + b"t" * r.choice([126, 127, 128, 5000]) +
+            b"\r\nContent-Length: 1\r\n\r\nx")
 
 
 def mutate(r, data):
@@ -390,7 +394,7 @@ def clean_client(args, stats, stop):
         req = (b"POST " + INFER.encode() + b" HTTP/1.1\r\nHost: clean\r\nContent-Type: " + ctype +
                b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         if k % 7 == 0:
-            req += b"GET /v2/health/live HTTP/1.1\r\n\r\n"  # pipelined
+            req += b"GET /v2/health/live HTTP/1.1\r\nHost: clean\r\n\r\n"  # pipelined
         try:
             s.sendall(req)
             st, h, b = read_answer(f)

@@ -9,8 +9,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <http_parser.h>
 #include <jansson.h>
+#include <llhttp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -264,8 +264,8 @@ struct resp {
 
 struct client {
     int fd;
-    http_parser p;
-    http_parser_settings s;
+    llhttp_t p;
+    llhttp_settings_t s;
     char buf[1 << 17];
     size_t off, len;
     bool eof;
@@ -277,7 +277,7 @@ struct client {
     bool in_value;
 };
 
-static int c_begin(http_parser *p)
+static int c_begin(llhttp_t *p)
 {
     struct client *c = p->data;
     c->cur->status = 0;
@@ -298,7 +298,7 @@ static void hput(struct resp *r, const char *s, size_t n)
     r->headers[r->hlen] = '\0';
 }
 
-static int c_field(http_parser *p, const char *at, size_t n)
+static int c_field(llhttp_t *p, const char *at, size_t n)
 {
     struct client *c = p->data;
     if (c->in_value) {
@@ -311,7 +311,7 @@ static int c_field(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int c_value(http_parser *p, const char *at, size_t n)
+static int c_value(llhttp_t *p, const char *at, size_t n)
 {
     struct client *c = p->data;
     if (!c->in_value) {
@@ -323,7 +323,7 @@ static int c_value(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int c_headers_done(http_parser *p)
+static int c_headers_done(llhttp_t *p)
 {
     struct client *c = p->data;
     if (c->in_value)
@@ -332,7 +332,7 @@ static int c_headers_done(http_parser *p)
     return (c->head && p->status_code >= 200) ? 1 : 0;  /* 1: no body follows */
 }
 
-static int c_body(http_parser *p, const char *at, size_t n)
+static int c_body(llhttp_t *p, const char *at, size_t n)
 {
     struct client *c = p->data;
     struct resp *r = c->cur;
@@ -344,13 +344,12 @@ static int c_body(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
-static int c_done(http_parser *p)
+static int c_done(llhttp_t *p)
 {
     struct client *c = p->data;
     c->cur->body[c->cur->body_len] = '\0';
     c->done = true;
-    http_parser_pause(p, 1);
-    return 0;
+    return HPE_PAUSED;
 }
 
 static struct client *client_open(void)
@@ -360,15 +359,15 @@ static struct client *client_open(void)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     CU_ASSERT(connect(c->fd, (struct sockaddr *)&a, sizeof a) == 0);
-    http_parser_init(&c->p, HTTP_RESPONSE);
-    c->p.data = c;
-    http_parser_settings_init(&c->s);
+    llhttp_settings_init(&c->s);
     c->s.on_message_begin = c_begin;
     c->s.on_header_field = c_field;
     c->s.on_header_value = c_value;
     c->s.on_headers_complete = c_headers_done;
     c->s.on_body = c_body;
     c->s.on_message_complete = c_done;
+    llhttp_init(&c->p, HTTP_RESPONSE, &c->s);
+    c->p.data = c;
     return c;
 }
 
@@ -397,6 +396,8 @@ static void client_sends(struct client *c, const char *s)
     client_send(c, s, strlen(s));
 }
 
+static bool date_is_now(const struct resp *r);
+
 /*
  * Read the next answer into r, serving the ring meanwhile if serve.
  * 100 Continue is skipped unless keep_1xx. Returns 0, or -1 on EOF/timeout.
@@ -407,17 +408,25 @@ static int client_read_x(struct client *c, struct resp *r, bool serve, bool keep
     c->cur = r;
     for (;;) {
         if (c->off < c->len) {
-            size_t n = http_parser_execute(&c->p, &c->s, c->buf + c->off, c->len - c->off);
+            const char *at = c->buf + c->off;
+            llhttp_errno_t e = llhttp_execute(&c->p, at, c->len - c->off);
+            size_t n = c->len - c->off;
+            if (e != HPE_OK && llhttp_get_error_pos(&c->p) >= at)
+                n = (size_t)(llhttp_get_error_pos(&c->p) - at);
             c->off += n;
             if (c->done) {
                 c->done = false;
-                http_parser_pause(&c->p, 0);
+                llhttp_resume(&c->p);
                 if (r->status == 100 && !keep_1xx)
                     continue;
                 c->head = false;
+                if (r->status >= 200 && !date_is_now(r)) {
+                    fprintf(stderr, "\nanswer %d without a current IMF-fixdate Date: %s\n", r->status, r->headers);
+                    CU_FAIL("every answer carries Date: IMF-fixdate, now");
+                }
                 return 0;
             }
-            if (HTTP_PARSER_ERRNO(&c->p) != HPE_OK) {
+            if (e != HPE_OK) {
                 CU_FAIL("answer does not parse");
                 return -1;
             }
@@ -490,6 +499,42 @@ static bool header_is(const struct resp *r, const char *name, const char *want)
 {
     const char *v = header(r, name);
     return v && strcasecmp(v, want) == 0;
+}
+
+/* The answer's Date as seconds since the epoch if it is an IMF-fixdate
+ * (RFC 9110 5.6.7: "Sun, 06 Nov 1994 08:49:37 GMT"), else -1. */
+static long long date_of(const struct resp *r)
+{
+    static const char days[] = "SunMonTueWedThuFriSat", months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    const char *v = header(r, "date");
+    if (!v || strlen(v) != 29 || v[3] != ',' || v[4] != ' ' || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' ||
+        v[19] != ':' || v[22] != ':' || strcmp(v + 25, " GMT") != 0)
+        return -1;
+    const char *d = strstr(days, (char[4]){v[0], v[1], v[2], 0});
+    const char *m = strstr(months, (char[4]){v[8], v[9], v[10], 0});
+    int digits[] = {5, 6, 12, 13, 14, 15, 17, 18, 20, 21, 23, 24};
+    for (size_t i = 0; i < sizeof digits / sizeof digits[0]; i++)
+        if (v[digits[i]] < '0' || v[digits[i]] > '9')
+            return -1;
+    if (!d || (d - days) % 3 || !m || (m - months) % 3)
+        return -1;
+    struct tm tm = {
+        .tm_mday = atoi(v + 5), .tm_mon = (int)(m - months) / 3, .tm_year = atoi(v + 12) - 1900,
+        .tm_hour = atoi(v + 17), .tm_min = atoi(v + 20), .tm_sec = atoi(v + 23),
+    };
+    time_t t = timegm(&tm);
+    struct tm back;
+    gmtime_r(&t, &back);
+    if (back.tm_wday != (int)(d - days) / 3 || back.tm_mday != tm.tm_mday)
+        return -1;  /* the weekday must be the date's, the day must exist */
+    return (long long)t;
+}
+
+static bool date_is_now(const struct resp *r)
+{
+    long long t = date_of(r);
+    long long now = (long long)time(NULL);
+    return t >= 0 && t <= now + 1 && t >= now - 2;
 }
 
 static char req[1 << 17];
@@ -719,6 +764,342 @@ static void test_malformed_request_is_400(void)
     client_sends(c, "POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 12x\r\n\r\n");
     CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
     CU_ASSERT_EQUAL(r1.status, 400);
+    client_close(c);
+    stop();
+}
+
+/* ------------------------------------------------------------------ strict HTTP (RFC 9112) */
+
+/*
+ * Send req (and, in the same write, a good request after it) on a fresh
+ * connection: exactly one answer comes, with status want, a JSON error and
+ * Connection: close, and then the connection closes without another byte.
+ * Returns false (after saying which input) when anything else happened.
+ */
+static bool rejected_alone(const char *input, int want)
+{
+    struct client *c = client_open();
+    char both[8192];
+    snprintf(both, sizeof both, "%s%s", input, "GET /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n");
+    client_sends(c, both);
+    bool answered = client_read(c, &r1, false) == 0;
+    bool ok = answered && r1.status == want && json_str_is(&r1, "error", NULL) &&
+              header_is(&r1, "connection", "close");
+    if (ok) {
+        /* nothing more: not the second request's answer, not a byte */
+        bool more = c->off < c->len;
+        uint64_t until = ms_now() + 3000;
+        bool closed = false;
+        while (!more && !closed && ms_now() <= until) {
+            struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+            if (poll(&pfd, 1, 10) > 0) {
+                char tmp[512];
+                ssize_t n = recv(c->fd, tmp, sizeof tmp, 0);
+                if (n > 0)
+                    more = true;
+                else
+                    closed = true;
+            }
+        }
+        ok = !more && closed;
+        if (!ok)
+            fprintf(stderr, "\n%s after the answer to: %.200s\n", more ? "more bytes" : "no close", input);
+    } else {
+        fprintf(stderr, "\nexpected one %d and close, got %d (%s) for: %.200s\n", want, answered ? r1.status : 0,
+                answered ? r1.body : "no answer", input);
+    }
+    client_close(c);
+    return ok;
+}
+
+static void test_space_between_header_name_and_colon_is_400(void)
+{
+    start();
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Length : 5\r\n\r\nhello", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.1\r\nHost\t: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.1\r\nHost: t\r\n: empty name\r\n\r\n", 400));
+    CU_ASSERT_EQUAL(slots_in(RM_SLOT_FREE), pool0()->nslots);
+    stop();
+}
+
+#define CHUNKED_HEAD "POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+static void test_chunk_data_not_followed_by_crlf_is_400(void)
+{
+    start();
+    CU_ASSERT(rejected_alone(CHUNKED_HEAD "5\r\nhelloXX0\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone(CHUNKED_HEAD "5\r\nhello\n0\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone(CHUNKED_HEAD "5\r\nhello\rX0\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone(CHUNKED_HEAD "3\r\nhello\r\n0\r\n\r\n", 400));  /* the data is longer than its size */
+    CU_ASSERT_EQUAL(slots_in(RM_SLOT_FREE), pool0()->nslots);
+    CU_ASSERT_EQUAL(worker_serve(), 0);  /* nothing reached a worker */
+    stop();
+}
+
+static void test_chunk_size_line_with_cr_not_followed_by_lf_is_400(void)
+{
+    start();
+    CU_ASSERT(rejected_alone(CHUNKED_HEAD "5\rXhello\r\n0\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone(CHUNKED_HEAD "5\r\r\nhello\r\n0\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone(CHUNKED_HEAD "5\r\nhello\r\n0\rX\r\n\r\n", 400));   /* the last chunk too */
+    CU_ASSERT(rejected_alone(CHUNKED_HEAD "5;ext=1\rXhello\r\n0\r\n\r\n", 400));  /* after an extension */
+    CU_ASSERT_EQUAL(worker_serve(), 0);
+    stop();
+}
+
+static void test_bad_protocol_or_version_is_400_unsupported_version_505(void)
+{
+    start();
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTXP/1.1\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live RTSP/1.0\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live http/1.1\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.x\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/11.1\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.23\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.1x\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/2.0\r\nHost: t\r\n\r\n", 505));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.2\r\nHost: t\r\n\r\n", 505));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/3.0\r\n\r\n", 505));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/0.9\r\n\r\n", 505));
+    CU_ASSERT(rejected_alone("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505));
+    stop();
+}
+
+/* The protocol name is checked by the gateway (llhttp also parses RTSP/ and
+ * ICE/ request lines), also when a read ends inside it. */
+static void test_request_line_split_anywhere_still_parses(void)
+{
+    start();
+    static const char good[] = "GET /v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const char bad[] = "GET /v2/health/live RTSP/1.0\r\nHost: t\r\n\r\n";
+    for (size_t cut = 1; cut < 36; cut++) {
+        struct client *c = client_open();
+        client_send(c, good, cut);
+        sleep_ms(5);  /* two reads for the gateway */
+        client_send(c, good + cut, sizeof good - 1 - cut);
+        CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+        if (r1.status != 200)
+            fprintf(stderr, "\ncut at %zu: %d %s\n", cut, r1.status, r1.body);
+        CU_ASSERT_EQUAL(r1.status, 200);
+        client_close(c);
+        c = client_open();
+        client_send(c, bad, cut);
+        sleep_ms(5);
+        client_send(c, bad + cut, sizeof bad - 1 - cut);
+        CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+        CU_ASSERT_EQUAL(r1.status, 400);
+        client_close(c);
+    }
+    /* one byte per read */
+    struct client *c = client_open();
+    for (size_t i = 0; i < sizeof good - 1; i++) {
+        client_send(c, good + i, 1);
+        sleep_ms(3);
+    }
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    client_close(c);
+    stop();
+}
+
+static void test_transfer_encoding_in_http10_is_400(void)
+{
+    start();
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "5\r\nhello\r\n0\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                             "Content-Length: 5\r\n\r\nhello", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.0\r\nTransfer-Encoding:\r\n\r\n", 400));
+    CU_ASSERT_EQUAL(worker_serve(), 0);
+    /* HTTP/1.0 with a Content-Length is fine */
+    struct client *c = client_open();
+    client_sends(c, "POST /v2/models/echo/infer HTTP/1.0\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT_STRING_EQUAL(r1.body, "hello");
+    client_close(c);
+    stop();
+}
+
+static void test_host_missing_twice_or_malformed_is_400(void)
+{
+    start();
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.1\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.1\r\nHost: a\r\nhOsT: b\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400));
+    static const char *const bad[] = {
+        "a b", "a:b", "a:80x", "a:99999", "a::80", "a:-1", "a/b", "a@b", "a%2", "a%zz", "a\"b", "[::1", "[::1]x",
+        "[::g]", "[1.2.3.4]", "[v1]", "[vx.a]", "a:80:80", "a,b ,c", "\xc3\xa9", "a\tb",
+    };
+    char line[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(line, sizeof line, "GET /v2/health/live HTTP/1.1\r\nHost: %s\r\n\r\n", bad[i]);
+        CU_ASSERT(rejected_alone(line, 400));
+    }
+    /* A Host value longer than any name is refused too. */
+    char longhost[400];
+    memset(longhost, 'h', 300);
+    longhost[300] = '\0';
+    snprintf(line, sizeof line, "GET /v2/health/live HTTP/1.1\r\nHost: %s\r\n\r\n", longhost);
+    CU_ASSERT(rejected_alone(line, 400));
+    /* Valid ones, and HTTP/1.0 without Host, are served on one connection. */
+    static const char *const good[] = {
+        "a", "localhost:8080", "127.0.0.1", "127.0.0.1:80", "[::1]", "[::1]:8080", "[v1.x:y]", "a.b-c_d~e",
+        "a%20b", "!$&'()*+,;=", "a:", "", "host:65535", "a   ",
+    };
+    struct client *c = client_open();
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        snprintf(line, sizeof line, "GET /v2/health/live HTTP/1.1\r\nHost: %s\r\n\r\n", good[i]);
+        client_sends(c, line);
+        CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+        if (r1.status != 200)
+            fprintf(stderr, "\nHost: %s -> %d %s\n", good[i], r1.status, r1.body);
+        CU_ASSERT_EQUAL(r1.status, 200);
+    }
+    client_sends(c, "GET /v2/health/live HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    client_close(c);
+    stop();
+}
+
+static void test_ambiguous_body_length_is_400(void)
+{
+    start();
+    /* CL.TE and TE.CL: the classic request smuggling pair */
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                             "Content-Length: 5\r\n\r\n0\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                             "Transfer-Encoding:\r\n\r\nhello", 400));
+    /* two Content-Lengths, different or not */
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                             "Content-Length: 6\r\n\r\nhello!", 400));
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 6\r\n\r\nhello!", 400));
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                             "Content-Length: 5\r\n\r\nhello", 400));
+    /* the last transfer coding is not chunked */
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nhello", 400));
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+                             "5\r\nhello\r\n0\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                             "Transfer-Encoding: identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n\r\n", 400));
+    CU_ASSERT_EQUAL(worker_serve(), 0);
+    CU_ASSERT_EQUAL(slots_in(RM_SLOT_FREE), pool0()->nslots);
+    stop();
+}
+
+static void test_request_target_not_in_origin_form_is_400(void)
+{
+    start();
+    CU_ASSERT(rejected_alone("GET http://t/v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live#frag HTTP/1.1\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET v2/health/live HTTP/1.1\r\nHost: t\r\n\r\n", 400));
+    /* bytes outside ASCII or controls in the target (llhttp's strict mode) */
+    CU_ASSERT(rejected_alone("GET /v2/health/live\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/\x01live HTTP/1.1\r\nHost: t\r\n\r\n", 400));
+    /* the path is what precedes '?' */
+    struct client *c = client_open();
+    client_sends(c, "GET /v2/health/live?probe=1&x=/y HTTP/1.1\r\nHost: t\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    client_sends(c, "GET /v2/health/live/?x HTTP/1.1\r\nHost: t\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 404);
+    client_close(c);
+    stop();
+}
+
+/* Whatever comes behind a rejected request in the same write is never
+ * parsed nor answered (rejected_alone sends a good request after each). */
+static void test_nothing_after_a_rejected_request_is_answered(void)
+{
+    start();
+    CU_ASSERT(rejected_alone("G@RBAGE / HTTP/1.1\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET /v2/health/live HTTP/1.1\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("GET http://t/ HTTP/1.1\r\nHost: t\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400));
+    CU_ASSERT(rejected_alone(CHUNKED_HEAD "5\r\nhelloXX0\r\n\r\n", 400));
+    /* a smuggled request inside a body that is rejected is not served either */
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                             "Content-Length: 4\r\n\r\n5c\r\nGPOST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\n"
+                             "Content-Length: 15\r\n\r\nx=1\r\n0\r\n\r\n", 400));
+    CU_ASSERT_EQUAL(worker_serve(), 0);
+    CU_ASSERT_EQUAL(outcome(RM_OUT_OK), 0);
+    stop();
+}
+
+/* llhttp has no header limit: the gateway counts the request line and the
+ * headers (through the empty line) itself, to the byte. */
+static void test_headers_of_exactly_max_header_size_pass_one_more_byte_is_431(void)
+{
+    struct opts o = {.max_header_size = 1024};
+    start_with(&o);
+    char big[2048];
+    for (int extra = 0; extra <= 1; extra++) {
+        int n = snprintf(big, sizeof big, "GET /v2/health/live HTTP/1.1\r\nHost: t\r\nX-Pad: ");
+        size_t pad = 1024 - (size_t)n - 4 + (size_t)extra;  /* then "\r\n\r\n" */
+        memset(big + n, 'p', pad);
+        memcpy(big + n + pad, "\r\n\r\n", 5);
+        CU_ASSERT_EQUAL(strlen(big), 1024u + (size_t)extra);
+        struct client *c = client_open();
+        client_sends(c, big);
+        CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+        CU_ASSERT_EQUAL(r1.status, extra ? 431 : 200);
+        client_close(c);
+    }
+    /* chunk extensions and trailers count against the same limit */
+    struct client *c = client_open();
+    client_sends(c, CHUNKED_HEAD "1;");
+    memset(big, 'e', 1100);
+    client_send(c, big, 1100);
+    client_sends(c, "\r\nx\r\n0\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 431);
+    client_close(c);
+    c = client_open();
+    client_sends(c, CHUNKED_HEAD "1\r\nx\r\n0\r\nX-Trailer: ");
+    client_send(c, big, 1100);
+    client_sends(c, "\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 431);
+    client_close(c);
+    CU_ASSERT_EQUAL(worker_serve(), 0);
+    stop();
+}
+
+/* Every answer has a Date (client_read checks each one); here: errors too,
+ * and the cached string moves on with the clock. */
+static void test_every_answer_has_a_date_that_follows_the_clock(void)
+{
+    start();
+    struct client *c = client_open();
+    client_sends(c, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT(date_is_now(&r1));
+    client_sends(c, get("/nope"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r2, false), 0);
+    CU_ASSERT_EQUAL(r2.status, 404);
+    CU_ASSERT(date_is_now(&r2));
+    long long t0 = date_of(&r1);
+    sleep_ms(2100);
+    client_sends(c, get("/v2/health/live"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r3, false), 0);
+    CU_ASSERT(date_of(&r3) >= t0 + 2);
+    client_close(c);
+    c = client_open();
+    client_sends(c, "BAD\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r4, false), 0);
+    CU_ASSERT_EQUAL(r4.status, 400);
+    CU_ASSERT(date_is_now(&r4));
     client_close(c);
     stop();
 }
@@ -1305,8 +1686,9 @@ static void test_http10_or_connection_close_answer_then_closes(void)
     CU_ASSERT(client_sees_close(c, 3000));
     client_close(c);
     c = client_open();
-    client_sends(c, "GET /v2/health/live HTTP/1.1\r\nConnection: close\r\n\r\n");
+    client_sends(c, "GET /v2/health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, false), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
     CU_ASSERT(header_is(&r1, "connection", "close"));
     CU_ASSERT(client_sees_close(c, 3000));
     client_close(c);
@@ -1462,6 +1844,18 @@ static const rm_test tests[] = {
     RM_TEST(test_chunked_body_within_limit_is_served),
     RM_TEST(test_malformed_request_is_400),
     RM_TEST(test_header_over_limit_is_431),
+    RM_TEST(test_space_between_header_name_and_colon_is_400),
+    RM_TEST(test_chunk_data_not_followed_by_crlf_is_400),
+    RM_TEST(test_chunk_size_line_with_cr_not_followed_by_lf_is_400),
+    RM_TEST(test_bad_protocol_or_version_is_400_unsupported_version_505),
+    RM_TEST(test_request_line_split_anywhere_still_parses),
+    RM_TEST(test_transfer_encoding_in_http10_is_400),
+    RM_TEST(test_host_missing_twice_or_malformed_is_400),
+    RM_TEST(test_ambiguous_body_length_is_400),
+    RM_TEST(test_request_target_not_in_origin_form_is_400),
+    RM_TEST(test_nothing_after_a_rejected_request_is_answered),
+    RM_TEST(test_headers_of_exactly_max_header_size_pass_one_more_byte_is_431),
+    RM_TEST(test_every_answer_has_a_date_that_follows_the_clock),
     RM_TEST(test_content_type_over_127_bytes_is_400),
     RM_TEST(test_queue_full_is_503_with_retry_after),
     RM_TEST(test_no_ready_worker_or_draining_is_503),

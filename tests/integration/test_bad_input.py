@@ -1,7 +1,10 @@
 """Bad input gets a clear HTTP error, never crashes a process and never
-disturbs other clients (docs/contract.md): 413, 404, 405, 400, 431, and a
-slowloris client cut off at header_timeout."""
+disturbs other clients (docs/contract.md): 413, 404, 405, 400, 431, the
+strict HTTP/1.1 rules (400 or 505, then close, nothing behind answered), and
+a slowloris client cut off at header_timeout."""
+import calendar
 import json
+import re
 import select
 import socket
 import threading
@@ -135,6 +138,67 @@ class BadInput(ServerTestCase):
         self.assertEqual((r1.status, r1.body), (200, b"good"))
         self.assertIsNotNone(r2, "no answer to the garbage after a good request")
         self.assertJsonError(r2.status, r2.body, 400, "TLS hello bytes after a request")
+
+    # ---- strict HTTP/1.1 (RFC 9112): 400 or 505, and nothing after it
+
+    STRICT_CASES = [
+        (400, b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\nhello"),
+        (400, b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"5\r\nhelloXX0\r\n\r\n"),
+        (400, b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"5\rXhello\r\n0\r\n\r\n"),
+        (400, b"GET /v2/health/live HTXP/1.1\r\nHost: x\r\n\r\n"),
+        (400, b"GET /v2/health/live HTTP/1.x\r\nHost: x\r\n\r\n"),
+        (505, b"GET /v2/health/live HTTP/2.0\r\nHost: x\r\n\r\n"),
+        (505, b"GET /v2/health/live HTTP/1.2\r\nHost: x\r\n\r\n"),
+        (400, b"POST /v2/models/echo/infer HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        (400, b"GET /v2/health/live HTTP/1.1\r\n\r\n"),
+        (400, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"),
+        (400, b"GET /v2/health/live HTTP/1.1\r\nHost: x y\r\n\r\n"),
+        (400, b"GET /v2/health/live HTTP/1.1\r\nHost: x:99999\r\n\r\n"),
+        (400, b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+        (400, b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
+        (400, b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nhello"),
+        (400, b"GET http://x/v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"),
+    ]
+
+    def test_strict_http_rejects_alone_then_closes(self):
+        """Each bad request, with a good one behind it in the same write: one
+        answer (the error, with Connection: close and a Date), then the
+        connection closes without another byte."""
+        good = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+        for status, data in self.STRICT_CASES:
+            c = self.srv.raw(timeout=5)
+            try:
+                c.send(data + good)
+                r = c.response()
+                self.assertIsNotNone(r, "no answer to %r" % data[:80])
+                self.assertJsonError(r.status, r.body, status, repr(data[:80]))
+                self.assertEqual(r.headers.get("connection"), "close", repr(data[:80]))
+                self.assertRegex(r.headers.get("date", ""), self.IMF_FIXDATE, repr(data[:80]))
+                try:
+                    rest = c.f.read()
+                except TimeoutError:
+                    self.fail("connection not closed after the answer to %r" % data[:80])
+                except OSError:
+                    rest = b""  # reset after the answer: closed all the same
+                self.assertEqual(rest, b"", "bytes after the answer to %r (the request behind it was answered)"
+                                 % data[:80])
+            finally:
+                c.close()
+        self.assertEqual(self.srv.http("GET", "/v2/health/live")[0], 200)
+
+    IMF_FIXDATE = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                             r"\d{4} \d\d:\d\d:\d\d GMT$")
+
+    def test_answers_carry_an_imf_fixdate_date(self):
+        for method, path, body in (("GET", "/v2/health/live", b""), ("GET", "/nope", b""),
+                                   ("POST", "/v2/models/echo/infer", b"hi")):
+            st, h, _ = self.srv.http(method, path, body)
+            self.assertRegex(h.get("date", ""), self.IMF_FIXDATE, "%s %s: %d" % (method, path, st))
+            when = calendar.timegm(time.strptime(h["date"], "%a, %d %b %Y %H:%M:%S GMT"))
+            self.assertLess(abs(when - time.time()), 3, "Date %r is not now" % h["date"])
 
     # ---- 431
 
