@@ -309,7 +309,34 @@ static _Noreturn void setup_failed(struct gw *gw, const char *what)
     gw_exit(gw, 1);
 }
 
-static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
+static void signals_setup(struct gw *gw)
+{
+    /* Signals: TERM/INT/QUIT drain (a second one: exit now), through a
+     * signalfd; a terminal's HUP and writes to closed sockets are ignored. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, NULL);
+    sigaction(SIGHUP, &ign, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    if (sigprocmask(SIG_SETMASK, &set, NULL) < 0)
+        setup_failed(gw, "sigprocmask");
+    gw->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (gw->sfd < 0)
+        setup_failed(gw, "signalfd");
+
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_MAKE(EVK_SIGNAL, 0)};
+    if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, gw->sfd, &ev) < 0)
+        setup_failed(gw, "epoll_ctl(ADD signalfd)");
+}
+
+/* whole_process: the gateway process itself (confined, signals, process
+ * title); false only for tests/fuzz/fuzz_gateway.c, which drives this
+ * gateway's connections in its own process (gw_open/gw_poll). */
+static void setup(struct gw *gw, const struct rm_gw_ctx *ctx, bool whole_process)
 {
     memset(gw, 0, sizeof *gw);
     gw->ctx = ctx;
@@ -322,7 +349,7 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
     /* Before anything else: the master's memory read-only, no memfd
      * descriptor left open. */
     char cerr[256];
-    if (rm_seg_confine_gateway(gw->seg, cerr, sizeof cerr) < 0) {
+    if (whole_process && rm_seg_confine_gateway(gw->seg, cerr, sizeof cerr) < 0) {
         rm_err("gateway %u: %s", ctx->index, cerr);
         exit(1);
     }
@@ -333,7 +360,8 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
         exit(1);
     }
     gw->sb = rm_seg_sb(gw->seg, ctx->index);
-    rm_proctitle_set("ringmaster: gateway %u", ctx->index);
+    if (whole_process)
+        rm_proctitle_set("ringmaster: gateway %u", ctx->index);
 
     const struct rm_gw_limits *lim = &ctx->limits;
     gw->header_timeout_ns = lim->header_timeout_ms * 1000000u;
@@ -356,7 +384,8 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
     /* Large buffers (bodies, answers) from mmap, given back to the kernel
      * when freed: a fixed threshold stops glibc from raising it after the
      * first free, which would keep the high-water mark of a burst. */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    if (whole_process)
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     for (int s = 0; s < GW_SPARE_FDS; s++)
         gw->spare_fds[s] = -1;
     gw_spares_refill(gw);
@@ -370,26 +399,11 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
     for (size_t i = 0; i < ctx->nlisten; i++)
         gw->lfds[i] = ctx->listen_fds[i];
 
-    /* Signals: TERM/INT/QUIT drain (a second one: exit now), through a
-     * signalfd; a terminal's HUP and writes to closed sockets are ignored. */
-    struct sigaction ign = {.sa_handler = SIG_IGN};
-    sigemptyset(&ign.sa_mask);
-    sigaction(SIGPIPE, &ign, NULL);
-    sigaction(SIGHUP, &ign, NULL);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
-    if (sigprocmask(SIG_SETMASK, &set, NULL) < 0)
-        setup_failed(gw, "sigprocmask");
-    gw->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (gw->sfd < 0)
-        setup_failed(gw, "signalfd");
-
     gw->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (gw->epfd < 0)
         setup_failed(gw, "epoll_create1");
+    if (whole_process)
+        signals_setup(gw);
     gw->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (gw->tfd < 0)
         setup_failed(gw, "timerfd_create");
@@ -403,9 +417,6 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx)
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_MAKE(EVK_TIMER, 0)};
     if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, gw->tfd, &ev) < 0)
         setup_failed(gw, "epoll_ctl(ADD timerfd)");
-    ev.data.u64 = EV_MAKE(EVK_SIGNAL, 0);
-    if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, gw->sfd, &ev) < 0)
-        setup_failed(gw, "epoll_ctl(ADD signalfd)");
     if (ctx->wake_fd >= 0) {
         ev.data.u64 = EV_MAKE(EVK_WAKE, 0);
         if (epoll_ctl(gw->epfd, EPOLL_CTL_ADD, ctx->wake_fd, &ev) < 0)
@@ -437,49 +448,59 @@ struct rm_gw_limits rm_gw_limits_from(const struct rm_config *cfg)
     };
 }
 
+/* One epoll_wait (timeout_ms as epoll_wait's) and what its events ask for. */
+void gw_poll(struct gw *gw, int timeout_ms)
+{
+    struct epoll_event evs[GW_MAX_EVENTS];
+    int n = epoll_wait(gw->epfd, evs, GW_MAX_EVENTS, timeout_ms);
+    if (n < 0) {
+        if (errno == EINTR)
+            return;
+        setup_failed(gw, "epoll_wait");
+    }
+    gw->now = rm_now_ns();
+    for (int i = 0; i < n; i++) {
+        uint64_t d = evs[i].data.u64;
+        switch (EV_KIND(d)) {
+        case EVK_CONN:
+            on_conn_event(gw, d, evs[i].events);
+            break;
+        case EVK_LISTEN:
+            on_accept(gw, (size_t)(d & 0xffffffffu));
+            break;
+        case EVK_CHAN:
+            gw_chan_drain(gw);
+            break;
+        case EVK_WAKE:
+            on_wake(gw);
+            break;
+        case EVK_TIMER:
+            on_tick(gw);
+            break;
+        case EVK_SIGNAL:
+            on_signal(gw);
+            break;
+        default:
+            break;
+        }
+    }
+    if (gw->wake) {
+        gw->wake = false;
+        gw_pending_scan(gw);
+    }
+}
+
+struct gw *gw_open(const struct rm_gw_ctx *ctx)
+{
+    setup(&the_gw, ctx, false);
+    return &the_gw;
+}
+
 int rm_gateway_main(const struct rm_gw_ctx *ctx)
 {
     struct gw *gw = &the_gw;
-    setup(gw, ctx);
+    setup(gw, ctx, true);
     rm_info("serving on %zu listening socket(s)", gw->nlisten);
-
-    struct epoll_event evs[GW_MAX_EVENTS];
-    for (;;) {
-        int n = epoll_wait(gw->epfd, evs, GW_MAX_EVENTS, -1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            setup_failed(gw, "epoll_wait");
-        }
-        gw->now = rm_now_ns();
-        for (int i = 0; i < n; i++) {
-            uint64_t d = evs[i].data.u64;
-            switch (EV_KIND(d)) {
-            case EVK_CONN:
-                on_conn_event(gw, d, evs[i].events);
-                break;
-            case EVK_LISTEN:
-                on_accept(gw, (size_t)(d & 0xffffffffu));
-                break;
-            case EVK_CHAN:
-                gw_chan_drain(gw);
-                break;
-            case EVK_WAKE:
-                on_wake(gw);
-                break;
-            case EVK_TIMER:
-                on_tick(gw);
-                break;
-            case EVK_SIGNAL:
-                on_signal(gw);
-                break;
-            default:
-                break;
-            }
-        }
-        if (gw->wake) {
-            gw->wake = false;
-            gw_pending_scan(gw);
-        }
-    }
+    for (;;)
+        gw_poll(gw, -1);
 }

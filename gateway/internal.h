@@ -274,6 +274,13 @@ void gw_conn_close(struct gw *gw, struct gw_conn *c);
 /* Keep GW_SPARE_FDS descriptors in reserve (after a connection closed). */
 void gw_spares_refill(struct gw *gw);
 
+/* gateway.c: the event loop in steps. gw_open sets a gateway up in the
+ * calling process without confining it or taking its signals (only for
+ * tests/fuzz/fuzz_gateway.c, which plays the master and the worker
+ * itself); gw_poll is one turn of the loop rm_gateway_main runs. */
+struct gw *gw_open(const struct rm_gw_ctx *ctx);
+void gw_poll(struct gw *gw, int timeout_ms);
+
 /* http.c */
 void gw_http_settings(llhttp_settings_t *s);
 /* The current time as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"),
