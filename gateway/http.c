@@ -48,6 +48,8 @@ void gw_req_reset(struct gw_conn *c)
     c->host_len = 0;
     c->host_long = false;
     c->has_te = false;
+    c->te_len = 0;
+    c->te_long = false;
     c->ctype_len = 0;
     c->ctype[0] = '\0';
     c->ctype_bad = false;
@@ -201,7 +203,10 @@ static int cb_header_field_complete(llhttp_t *p)
         c->host_len = 0;
         c->cur_hdr = GW_H_HOST;
     } else if (eq_ci(c->hfield, c->hfield_len, "transfer-encoding")) {
+        if (c->has_te && c->te_len < sizeof c->te - 1)
+            c->te[c->te_len++] = ',';  /* a second line continues the list */
         c->has_te = true;
+        c->cur_hdr = GW_H_TE;
     }
     return 0;
 }
@@ -236,10 +241,42 @@ static int cb_header_value(llhttp_t *p, const char *at, size_t len)
             c->host_len += len;
         }
         break;
+    case GW_H_TE:
+        if (c->te_long || len >= sizeof c->te - c->te_len) {
+            c->te_long = true;
+        } else {
+            memcpy(c->te + c->te_len, at, len);
+            c->te_len += len;
+        }
+        break;
     default:
         break;
     }
     return 0;
+}
+
+/* Every coding of the Transfer-Encoding list is "chunked" (RFC 9112 7:
+ * chunked is the only coding we decode; llhttp checks that it is the last
+ * one). Empty list elements are allowed (RFC 9110 5.6.1). */
+static bool te_only_chunked(const struct gw_conn *c)
+{
+    if (c->te_long)
+        return false;
+    size_t i = 0;
+    while (i < c->te_len) {
+        size_t j = i;
+        while (j < c->te_len && c->te[j] != ',')
+            j++;
+        size_t a = i, b = j;
+        while (a < b && (c->te[a] == ' ' || c->te[a] == '\t'))
+            a++;
+        while (b > a && (c->te[b - 1] == ' ' || c->te[b - 1] == '\t'))
+            b--;
+        if (b > a && !eq_ci(c->te + a, b - a, "chunked"))
+            return false;
+        i = j + 1;
+    }
+    return true;
 }
 
 static int cb_header_value_complete(llhttp_t *p)
@@ -413,6 +450,8 @@ static int request_checked(struct gw *gw, struct gw_conn *c)
         return early(c, 400, "malformed request: Transfer-Encoding in an HTTP/1.0 request");
     if (c->has_te && !chunked)
         return early(c, 400, "malformed request: the last transfer coding is not chunked");
+    if (c->has_te && !te_only_chunked(c))
+        return early(c, 501, "transfer coding not implemented: only chunked is");
     while (c->ctype_len && (c->ctype[c->ctype_len - 1] == ' ' || c->ctype[c->ctype_len - 1] == '\t'))
         c->ctype_len--;
     c->ctype[c->ctype_len] = '\0';

@@ -174,6 +174,9 @@ struct gw_conn {
     size_t host_len;
     bool host_long;
     bool has_te;              /* a Transfer-Encoding line, even an empty one */
+    char te[64];              /* the Transfer-Encoding lines' values, joined by ',' */
+    size_t te_len;
+    bool te_long;             /* longer than te holds */
     char ctype[RM_SHM_CTYPE];
     size_t ctype_len;
     bool ctype_bad;           /* longer than RM_SHM_CTYPE - 1, or sent twice */

@@ -922,6 +922,32 @@ static void test_transfer_encoding_in_http10_is_400(void)
     stop();
 }
 
+/* RFC 9112 6.1: a coding the server does not know is 501; chunked is the
+ * only one ringmaster decodes, so "gzip, chunked" would hand the handler a
+ * gzip body it never asked for. */
+static void test_transfer_coding_other_than_chunked_is_501(void)
+{
+    start();
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                             "5\r\nhello\r\n0\r\n\r\n", 501));
+    CU_ASSERT(rejected_alone("POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501));
+    char longte[256];
+    snprintf(longte, sizeof longte, "POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: %s"
+             "chunked\r\n\r\n0\r\n\r\n", "x-first-coding-of-a-long-list, x-second-coding-of-a-long-list, ");
+    CU_ASSERT(rejected_alone(longte, 501));
+    CU_ASSERT_EQUAL(worker_serve(), 0);
+    /* chunked alone, in any case, is served */
+    struct client *c = client_open();
+    client_sends(c, "POST /v2/models/echo/infer HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+                    "Transfer-Encoding: ChUnKeD \r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 200);
+    CU_ASSERT_STRING_EQUAL(r1.body, "hello");
+    client_close(c);
+    stop();
+}
+
 static void test_host_missing_twice_or_malformed_is_400(void)
 {
     start();
@@ -1850,6 +1876,7 @@ static const rm_test tests[] = {
     RM_TEST(test_bad_protocol_or_version_is_400_unsupported_version_505),
     RM_TEST(test_request_line_split_anywhere_still_parses),
     RM_TEST(test_transfer_encoding_in_http10_is_400),
+    RM_TEST(test_transfer_coding_other_than_chunked_is_501),
     RM_TEST(test_host_missing_twice_or_malformed_is_400),
     RM_TEST(test_ambiguous_body_length_is_400),
     RM_TEST(test_request_target_not_in_origin_form_is_400),
