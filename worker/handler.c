@@ -201,7 +201,10 @@ int rm_handler_check(const char *spec, char *err, size_t errlen)
     void *dl;
     if (rm_handler_resolve(spec, &h, &dl, err, errlen) != 0)
         return -1;
-    rm_handler_unload(dl);
+    /* Left loaded: the check runs in a child that exits after it, and a
+     * constructor may have started threads that run the library's code
+     * (OpenMP pools do): dlclose would unmap it under them. */
+    (void)dl;
     return 0;
 }
 

@@ -53,7 +53,8 @@ bool rm_handler_is_builtin(const char *spec);
  * Validate spec for `ringmaster -t` without running the handler's init:
  * a built-in must exist; a path must be an existing regular file that
  * dlopen()s, exports RM_HANDLER_SYMBOL and passes the ABI checks. The shared
- * object is closed again before returning. Note that dlopen() runs the
+ * object stays loaded (its constructor may have started threads running
+ * its code): call this in a process that exits afterwards. Note that dlopen() runs the
  * object's constructors in the calling process: checking a path means
  * trusting that file as much as running the pool would.
  * Returns 0, or -1 with the reason in err.
