@@ -176,11 +176,8 @@ static void heal_begin(unsigned pidx, const char *why, uint64_t now)
     unsigned sb;
     struct proc *p;
     for_each_pool_proc(pidx, POOL_ANY_ROLE, sb, p) {
-        if (p->reserved) {
+        if (p->reserved)
             give_up_reservation(sb);
-            if (!p->pid)
-                continue;
-        }
         if (!p->pid)
             continue;
         p->heal_killed = 1;

@@ -25,20 +25,36 @@ static int set_flags(int fd)
     return 0;
 }
 
-static int open_tcp(const struct rm_listen_addr *a, char *name, size_t namelen, char *err, size_t errlen)
+/*
+ * Resolve a TCP address, make a socket for it (flags: SOCK_NONBLOCK or 0)
+ * and bind it: what start-up does and what -t tries. Returns the bound
+ * socket, or -1 with the failing call in err; *bind_errno is the errno of a
+ * failed bind (0 when something else failed). addr/addrlen, when given, get
+ * the resolved address.
+ */
+static int tcp_bound(const struct rm_listen_addr *a, int flags, struct sockaddr_storage *addr, socklen_t *addrlen,
+                     int *bind_errno, char *err, size_t errlen)
 {
+    const char *host = a->host[0] ? a->host : "*";
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char port[16];
     snprintf(port, sizeof port, "%u", a->port);
+    *bind_errno = 0;
     int r = getaddrinfo(a->host[0] ? a->host : NULL, port, &hints, &res);
     if (r != 0) {
-        snprintf(err, errlen, "getaddrinfo(%s): %s", a->host, gai_strerror(r));
+        snprintf(err, errlen, "listen %s:%u: getaddrinfo: %s", host, a->port, gai_strerror(r));
         return -1;
     }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (addr && res->ai_addrlen <= sizeof *addr) {
+        memcpy(addr, res->ai_addr, res->ai_addrlen);
+        *addrlen = res->ai_addrlen;
+    } else if (addr) {
+        *addrlen = 0;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
     if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
+        snprintf(err, errlen, "listen %s:%u: socket: %s", host, a->port, strerror(errno));
         freeaddrinfo(res);
         return -1;
     }
@@ -47,12 +63,22 @@ static int open_tcp(const struct rm_listen_addr *a, char *name, size_t namelen, 
     if (res->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
-        snprintf(err, errlen, "bind %s:%u: %s", a->host[0] ? a->host : "*", a->port, strerror(errno));
+        *bind_errno = errno;
+        snprintf(err, errlen, "bind %s:%u: %s", host, a->port, strerror(errno));
         close(fd);
         freeaddrinfo(res);
         return -1;
     }
     freeaddrinfo(res);
+    return fd;
+}
+
+static int open_tcp(const struct rm_listen_addr *a, char *name, size_t namelen, char *err, size_t errlen)
+{
+    int bind_errno;
+    int fd = tcp_bound(a, SOCK_NONBLOCK, NULL, NULL, &bind_errno, err, errlen);
+    if (fd < 0)
+        return -1;
     if (listen(fd, 1024) < 0) {
         snprintf(err, errlen, "listen %s:%u: %s", a->host, a->port, strerror(errno));
         close(fd);
@@ -177,43 +203,24 @@ int rm_listen_check(const struct rm_config *cfg, char *err, size_t errlen)
                 }
             continue;
         }
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-        struct addrinfo *res = NULL;
-        char port[16];
-        snprintf(port, sizeof port, "%u", a->port);
-        int r = getaddrinfo(a->host[0] ? a->host : NULL, port, &hints, &res);
-        if (r != 0) {
-            snprintf(err, errlen, "listen %s:%u: getaddrinfo: %s", a->host, a->port, gai_strerror(r));
+        /* Bound and closed at once: start-up binds it for real. In use
+         * (a running ringmaster holds it) is not an error here. */
+        struct sockaddr_storage addr;
+        socklen_t addrlen = 0;
+        int bind_errno;
+        int fd = tcp_bound(a, 0, &addr, &addrlen, &bind_errno, err, errlen);
+        if (fd >= 0)
+            close(fd);
+        else if (bind_errno != EADDRINUSE)
             return -1;
-        }
         for (size_t k = 0; k < nseen; k++)
-            if (seen_len[k] == res->ai_addrlen && memcmp(&seen[k], res->ai_addr, res->ai_addrlen) == 0) {
+            if (addrlen && seen_len[k] == addrlen && memcmp(&seen[k], &addr, addrlen) == 0) {
                 snprintf(err, errlen, "listen %s:%u is given twice", a->host[0] ? a->host : "*", a->port);
-                freeaddrinfo(res);
                 return -1;
             }
-        if (nseen < RM_MAX_LISTEN && res->ai_addrlen <= sizeof seen[0]) {
-            memcpy(&seen[nseen], res->ai_addr, res->ai_addrlen);
-            seen_len[nseen++] = res->ai_addrlen;
-        }
-        int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            snprintf(err, errlen, "listen %s:%u: socket: %s", a->host, a->port, strerror(errno));
-            freeaddrinfo(res);
-            return -1;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (res->ai_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-        int b = bind(fd, res->ai_addr, res->ai_addrlen);
-        int e = errno;
-        close(fd);
-        freeaddrinfo(res);
-        if (b < 0 && e != EADDRINUSE) {
-            snprintf(err, errlen, "listen %s:%u: bind: %s", a->host[0] ? a->host : "*", a->port, strerror(e));
-            return -1;
+        if (nseen < RM_MAX_LISTEN && addrlen) {
+            seen[nseen] = addr;
+            seen_len[nseen++] = addrlen;
         }
     }
     return 0;
