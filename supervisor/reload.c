@@ -184,11 +184,14 @@ int reload_note_early_death(struct pool_rt *pr, const struct proc *p, int init_f
 {
     int new_gen = M->reloading && !pr->added && p->generation == pr->generation &&
                   pr->generation != pr->prev_generation;
-    if (!(M->reloading && (new_gen || pr->added) && (init_failed || early) && !M->reload_error[0]))
+    if (!(M->reloading && (new_gen || pr->added) && (init_failed || early)))
         return 0;
     /* The new generation cannot load: roll the reload back rather than
-     * respawn it forever. */
-    if (init_failed || ++pr->reload_failures >= 3)
+     * respawn it forever. Its other workers dying before the rollback runs
+     * are the reload's too: judged by the pool's own policy, the last one
+     * would mark the pool failed (503 "failed to load") while the old
+     * generation still serves. */
+    if (!M->reload_error[0] && (init_failed || ++pr->reload_failures >= 3))
         snprintf(M->reload_error, sizeof M->reload_error, "pool %s: new workers %s", pr->cfg.name,
                  init_failed ? "failed handler init" : "died while loading, 3 times");
     return 1;
@@ -221,11 +224,8 @@ static void rollback(void)
         for_each_pool_proc(j, POOL_ANY_ROLE, sb, p) {
             if (p->generation != new_gen || p->retiring)
                 continue;
-            if (p->reserved) {
+            if (p->reserved)
                 give_up_reservation(sb);
-                if (!p->pid)
-                    continue;
-            }
             if (!p->pid)
                 continue;
             if (p->role == RM_ROLE_WORKER && p->ready_ns && !pr->added) {

@@ -92,6 +92,26 @@ class Reload(ServerTestCase):
         st, _, body = srv.infer("echo", b"old gen", ctype="text/plain")
         self.assertEqual((st, body), (200, b"old gen"))
 
+    def test_many_new_workers_failing_never_mark_the_pool_failed(self):
+        # Eight new workers fail their init one after another; the first
+        # failure decides the rollback. The others, reaped before it runs,
+        # must not be judged by the pool's own policy: the last one would
+        # mark the pool failed and the old generation, still serving, would
+        # answer 503 "model failed to load" until the rollback.
+        srv = self.server(pools={"echo": {"handler": "echo", "workers": 8}})
+        wait_for(lambda: self.serving_workers(srv, "echo") == 8, 10, what="8 ready workers")
+        srv.pools["echo"]["handler"] = "/nonexistent/handler.so"
+        srv.write_ini()
+        load = LoadLoop(srv, threads=2, fresh=True).start()
+        try:
+            r = srv.ctl("reload")
+        finally:
+            load.stop()
+        self.assertEqual(r.returncode, 1, "reload with failing workers: %r %r" % (r.stdout, r.stderr))
+        ok, statuses, errors, bad = load.snapshot()
+        self.assertEqual((errors, bad), ([], []), "requests failed during the rolled-back reload")
+        self.assertGreater(ok, 0)
+
 
 class WorkerCountSignals(ServerTestCase):
 
