@@ -4,6 +4,7 @@
 #
 #   ./setup.sh            build (packages for building and running)
 #   ./setup.sh --check    also install the test tools and run the whole test suite
+#   ./setup.sh --deps     only install the packages for building (the image's build stage)
 #
 # Extra configure flags: RM_CONFIGURE_FLAGS="--enable-werror" ./setup.sh
 set -eu
@@ -12,8 +13,9 @@ cd "$(dirname "$0")"
 mode=build
 case "${1:-}" in
     --check) mode=check ;;
+    --deps) mode=deps ;;
     "") ;;
-    *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--check | --deps]" >&2; exit 2 ;;
 esac
 
 BUILD_PKGS="build-essential autoconf automake pkg-config libsystemd-dev libinih-dev
@@ -36,6 +38,7 @@ if [ -n "$missing" ]; then
     # Services from these packages (prometheus) must not start: this only wants their tools.
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 fi
+[ "$mode" = deps ] && exit 0
 
 if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
     autoreconf -fi
