@@ -25,6 +25,16 @@ TEST_PKGS="python3 prometheus systemd procps spin clang libclang-rt-14-dev"
 
 pkgs=$BUILD_PKGS
 [ "$mode" = check ] && pkgs="$pkgs $TEST_PKGS"
+# tests/k8s/check.sh needs kubectl (with kustomize), node and npm. Kept when
+# already there by any means (this machine's image has them); else Debian's
+# nodejs and npm, and kubectl from a configured repository that has it.
+if [ "$mode" = check ]; then
+    command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+    command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
+    if ! command -v kubectl >/dev/null 2>&1 && apt-cache policy kubectl 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        pkgs="$pkgs kubectl"
+    fi
+fi
 
 missing=""
 for p in $pkgs; do
@@ -49,6 +59,10 @@ fi
 make -j"$(nproc)"
 
 if [ "$mode" = check ]; then
+    # The Kubernetes validator's npm packages (tests/k8s/package-lock.json).
+    if command -v npm >/dev/null 2>&1; then
+        (cd tests/k8s && npm ci --prefer-offline --no-audit --no-fund --loglevel=error)
+    fi
     # Serial on purpose: the timing tests must not compete with the crash tests for 2 cores.
     status=0
     make check || status=$?
