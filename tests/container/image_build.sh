@@ -75,12 +75,6 @@ cleanup() {
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sed -e "s/^listen = .*/listen = 127.0.0.1:$port/" "$src/deploy/kubernetes/ringmaster.ini" >"$tmp/ringmaster.ini"
-# drain_delay is new in [ringmaster]: a source without it would refuse the
-# INI. Then (only then) the copy goes without that line, and says so.
-if ! grep -q drain_delay "$src/core/config.h"; then
-    sed -i '/^drain_delay = /d' "$tmp/ringmaster.ini"
-    say "NOTE: this source has no drain_delay key: left out of the INI copy"
-fi
 chmod 0755 "$tmp"
 ctr=$($B from "$tag") || exit 99
 entry=$($B inspect --format '{{json .Docker.Config.Entrypoint}}' "$tag")

@@ -87,13 +87,6 @@ mkdir -p "$tmp/upper" "$tmp/ovl" "$tmp/root" "$tmp/etc" "$tmp/dest"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sed -e "s/^listen = .*/listen = 127.0.0.1:$port/" "$src/deploy/kubernetes/ringmaster.ini" >"$tmp/etc/ringmaster.ini"
 grep -q "^listen = 127.0.0.1:$port\$" "$tmp/etc/ringmaster.ini" || { say "no listen line replaced"; exit 99; }
-# drain_delay is new in [ringmaster]: a build without it would refuse the
-# INI. Then (only then) the copy goes without that line, and says so.
-printf '[ringmaster]\nlisten = 127.0.0.1:1\nruntime_dir = %s/t\ndrain_delay = 1s\n[pool e]\nhandler = echo\n' "$tmp" >"$tmp/t.ini"
-if ! "$build/ringmaster" -t -c "$tmp/t.ini" >/dev/null 2>&1; then
-    sed -i '/^drain_delay = /d' "$tmp/etc/ringmaster.ini"
-    say "NOTE: this ringmaster has no drain_delay key: left out of the INI copy"
-fi
 # The build stage's `make install` (prefix /usr, sysconfdir /etc), from this build.
 if ! make -C "$build" install DESTDIR="$tmp/dest" prefix=/usr sysconfdir=/etc >"$tmp/install.log" 2>&1; then
     tail -n 20 "$tmp/install.log"; say "make install failed"; exit 1
@@ -202,8 +195,22 @@ fi
 m=$(curl -s --max-time 5 "$url/metrics")
 echo "$m" | grep -q '^ringmaster_queue_depth{pool="ocr"}' || fail "/metrics has no ringmaster_queue_depth (the ScaledObject's query)"
 
+# The pod deleted: readiness 503 at once, requests still served for
+# drain_delay (the INI's), then the graceful stop.
 kill -TERM "$master"
 t_term=$(now)
+drain=$(sed -n 's/^drain_delay = \([0-9]*\)s$/\1/p' "$tmp/etc/ringmaster.ini")
+[ -n "$drain" ] && [ "$drain" -ge 2 ] || fail "the INI's drain_delay is not a number of seconds >= 2"
+r=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/v2/health/ready")
+[ "$r" = 503 ] || fail "readiness right after SIGTERM: $r, not 503"
+served=0
+while [ $(($(now) - t_term)) -lt $((drain - 1)) ]; do
+    r=$(curl -s --max-time 5 -d drain "$url/v2/models/echo/infer")
+    [ "$r" = drain ] || fail "a request $(($(now) - t_term)) s into the drain answered: $r"
+    served=$((served + 1))
+    sleep 0.2
+done
+say "drain: readiness 503 at once, $served requests served in the first $((drain - 1)) s of drain_delay ${drain}s"
 wait "$podpid"
 rc=$?
 [ "$rc" -eq 0 ] || fail "exit status $rc after SIGTERM (want 0)"

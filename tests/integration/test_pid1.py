@@ -17,9 +17,8 @@ the namespace, and, in a second test, from inside it (`kill -TERM 1` run in
 the namespace: the kernel drops a signal sent to a namespace's init from
 inside unless init handles it; ringmaster blocks its signals and reads them
 from a signalfd, so it must get it): a request in flight is answered, the
-master exits 0 after a graceful stop. With drain_delay (when this build
-has the key), readiness turns 503 at once and requests are still served
-during the delay.
+master exits 0 after a graceful stop. With drain_delay, readiness turns 503
+at once and requests are still served during the delay.
 
 Needs root (a new PID namespace), util-linux's unshare and nsenter.
 """
@@ -46,18 +45,6 @@ def can_unshare_pid():
                               timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
-
-
-def supports_drain_delay():
-    """True when this ringmaster knows [ringmaster] drain_delay (ringmaster -t)."""
-    import tempfile
-    with tempfile.TemporaryDirectory(prefix="rm-pid1-t-") as d:
-        ini = os.path.join(d, "t.ini")
-        with open(ini, "w") as f:
-            f.write("[ringmaster]\nlisten = 127.0.0.1:1\nruntime_dir = %s/run\ndrain_delay = 1s\n"
-                    "[pool echo]\nhandler = echo\n" % d)
-        return subprocess.run([RINGMASTER, "-t", "-c", ini], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL).returncode == 0
 
 
 def ns_of(pid):
@@ -99,12 +86,9 @@ class Pid1(unittest.TestCase):
     def setUpClass(cls):
         if not can_unshare_pid():
             raise unittest.SkipTest("cannot make a PID namespace here (unshare --pid needs root)")
-        cls.drain = supports_drain_delay()
 
     def setUp(self):
-        keys = {"shutdown_timeout": "5s"}
-        if self.drain:
-            keys["drain_delay"] = "1500ms"
+        keys = {"shutdown_timeout": "5s", "drain_delay": "1500ms"}
         self.d = Daemon(pools={"orphans": {"handler": ORPHANS_SO, "workers": 2, "max_requests": 1},
                                "echo": {"handler": "echo", "workers": 2}},
                         tmp_prefix="rm-pid1-", **keys)
@@ -220,9 +204,9 @@ class Pid1(unittest.TestCase):
         self.stop_and_check(kill_from_inside)
 
     def stop_and_check(self, send_sigterm):
-        """A request in flight over the SIGTERM is answered; with
-        drain_delay, readiness is 503 at once and requests are served during
-        the delay; the master (PID 1) exits 0, which unshare passes on."""
+        """A request in flight over the SIGTERM is answered; readiness is
+        503 at once and requests are served during drain_delay; the master
+        (PID 1) exits 0, which unshare passes on."""
         self.assertEqual(self.ready_status(), 200)
         slow = {}
 
@@ -239,13 +223,12 @@ class Pid1(unittest.TestCase):
         t0 = time.monotonic()
         send_sigterm()
         served_during_drain = 0
-        if self.drain:
-            wait_for(lambda: self.ready_status() == 503, 1.0, "readiness 503 right after SIGTERM")
-            self.assertLess(time.monotonic() - t0, 1.0)
-            # drain_delay 1.5 s: new requests are still answered meanwhile.
-            while time.monotonic() - t0 < 1.0:
-                self.assertEqual(self.infer("echo", b"drain"), (200, b"drain"))
-                served_during_drain += 1
+        wait_for(lambda: self.ready_status() == 503, 1.0, "readiness 503 right after SIGTERM")
+        self.assertLess(time.monotonic() - t0, 1.0)
+        # drain_delay 1.5 s: new requests are still answered meanwhile.
+        while time.monotonic() - t0 < 1.0:
+            self.assertEqual(self.infer("echo", b"drain"), (200, b"drain"))
+            served_during_drain += 1
         t.join(15)
         self.assertEqual(slow.get("answer"), (200, b"ok slept 1000 ms"), "the request in flight over SIGTERM")
         try:
@@ -254,8 +237,9 @@ class Pid1(unittest.TestCase):
             self.fail("ringmaster (PID 1) did not stop within 15 s of SIGTERM")
         self.assertEqual(rc, 0, "exit status of ringmaster as PID 1 (through unshare)")
         self.assertIn("stopped", self.d.log())
-        if self.drain:
-            self.assertGreater(served_during_drain, 0)
+        self.assertGreater(served_during_drain, 0)
+        # The graceful stop waited for drain_delay.
+        self.assertGreaterEqual(time.monotonic() - t0, 1.5)
         # PID 1 is gone, so is its namespace: nothing of it may be left.
         self.assertEqual(namespace_procs(self.ns), {})
 
