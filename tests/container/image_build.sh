@@ -57,6 +57,7 @@ fi
 t2=$(now)
 
 # ---------------------------------------------------------------- 2. build
+trap '$B rmi -f "$tag" >/dev/null 2>&1; $B rmi --prune >/dev/null 2>&1' EXIT
 if ! $B build --isolation chroot --pull=never --layers=false -f "$src/deploy/container/Containerfile" -t "$tag" \
         "$src" >"$store/build.log" 2>&1; then
     tail -n 40 "$store/build.log"; say "FAIL: buildah build"; exit 1
@@ -68,8 +69,11 @@ say "built $tag in $((t3 - t2)) s ($size)"
 # ---------------------------------------------------------------- 3. run
 tmp=$(mktemp -d) || exit 99
 ctr=""
+# The image and its layers go (GBs in a vfs store); debian:12 stays.
 cleanup() {
     [ -n "$ctr" ] && $B rm "$ctr" >/dev/null 2>&1
+    $B rmi -f "$tag" >/dev/null 2>&1
+    $B rmi --prune >/dev/null 2>&1
     rm -rf "$tmp"
 }
 trap cleanup EXIT
