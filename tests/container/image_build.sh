@@ -81,10 +81,15 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 sed -e "s/^listen = .*/listen = 127.0.0.1:$port/" "$src/deploy/kubernetes/ringmaster.ini" >"$tmp/ringmaster.ini"
 chmod 0755 "$tmp"
 ctr=$($B from "$tag") || exit 99
-entry=$($B inspect --format '{{json .Docker.Config.Entrypoint}}' "$tag")
+entry=$($B inspect --format '{{.Docker.Config.Entrypoint}}' "$tag")
 user=$($B inspect --format '{{.Docker.Config.User}}' "$tag")
 say "entrypoint $entry, user $user"
-[ "$entry" = '["/usr/bin/ringmaster","-c","/etc/ringmaster/ringmaster.ini"]' ] || { say "FAIL: entrypoint"; exit 1; }
+[ "$entry" = '[/usr/bin/ringmaster -c /etc/ringmaster/ringmaster.ini]' ] || { say "FAIL: entrypoint $entry"; exit 1; }
+stopsignal=$($B inspect --format '{{.Docker.Config.StopSignal}}' "$tag")
+ports=$($B inspect --format '{{.Docker.Config.ExposedPorts}}' "$tag")
+say "stop signal $stopsignal, exposed $ports"
+[ "$stopsignal" = SIGTERM ] || { say "FAIL: stop signal $stopsignal"; exit 1; }
+case "$ports" in *8080/tcp*) ;; *) say "FAIL: exposed ports $ports"; exit 1 ;; esac
 # The ENTRYPOINT's command, as the image's user (buildah run takes USER).
 $B run --isolation chroot -v "$tmp:/etc/ringmaster:ro" "$ctr" -- \
     /usr/bin/ringmaster -c /etc/ringmaster/ringmaster.ini >"$tmp/run.log" 2>&1 &
