@@ -94,19 +94,36 @@ case "$ports" in *8080/tcp*) ;; *) say "FAIL: exposed ports $ports"; exit 1 ;; e
 $B run --isolation chroot -v "$tmp:/etc/ringmaster:ro" "$ctr" -- \
     /usr/bin/ringmaster -c /etc/ringmaster/ringmaster.ini >"$tmp/run.log" 2>&1 &
 runpid=$!
+# Every process under buildah run (ours), and a failure that ends them.
+descendants() {
+    for c in $(cat "/proc/$1/task/"*/children 2>/dev/null); do
+        echo "$c"; descendants "$c"
+    done
+}
+master=""
+fail() {
+    say "FAIL: $*"; cat "$tmp/run.log"
+    for p in $master $(descendants "$runpid"); do kill -KILL "$p" 2>/dev/null; done
+    wait "$runpid"; exit 1
+}
 url=http://127.0.0.1:$port
 deadline=$(($(now) + 120))
 until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/v2/health/ready")" = 200 ]; do
     state=$(awk '{print $3}' "/proc/$runpid/stat" 2>/dev/null)
     if [ -z "$state" ] || [ "$state" = Z ] || [ "$(now)" -ge "$deadline" ]; then
-        cat "$tmp/run.log"; say "FAIL: not ready"; kill "$runpid" 2>/dev/null; exit 1
+        fail "not ready"
     fi
     sleep 0.2
 done
-master=$(sed -n 's/.*ringmaster\[\([0-9]*\)\]: master: notice: ready.*/\1/p' "$tmp/run.log" | head -n1)
+# The master: the process under buildah run titled so.
+for p in $(descendants "$runpid"); do
+    case "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" in
+        "ringmaster: master "*) master=$p; break ;;
+    esac
+done
+[ -n "$master" ] || fail "no ringmaster master under buildah run"
 uid=$(awk '/^Uid:/ {print $2}' "/proc/$master/status" 2>/dev/null)
 say "ready in $(($(now) - t3)) s; master pid $master, uid $uid"
-fail() { say "FAIL: $*"; cat "$tmp/run.log"; kill -KILL "$master" 2>/dev/null; wait "$runpid"; exit 1; }
 [ "$uid" = 10001 ] || fail "runs as uid $uid, not 10001"
 r=$(curl -s --max-time 10 -d 'hello from the image' "$url/v2/models/echo/infer")
 [ "$r" = "hello from the image" ] || fail "echo answered: $r"
