@@ -12,10 +12,12 @@
 # INI, read-only (the ConfigMap). Only the listen address differs: a free
 # port on 127.0.0.1 instead of 0.0.0.0:8080. curl from outside asks for
 # readiness, an echo, a digits and an OCR inference and /metrics; then
-# SIGTERM: exit 0.
+# SIGTERM, as the kubelet sends it: readiness 503 at once, requests still
+# served during the INI's drain_delay, then exit 0.
 #
 # The minbase + runtime packages root is kept between runs (debootstrap and
-# the packages take about 2.5 minutes, the run itself about 15 s) in
+# the packages take about 2.5 minutes, the run itself about 15 s, 10 of
+# them the INI's drain_delay) in
 # $RM_ROOTFS_CACHE (default ~/.cache/ringmaster-tests), under a name made of
 # the sha256 of install-runtime.sh and runtime-packages.txt: a change to
 # either makes a new one; one older than 7 days is made again (security
