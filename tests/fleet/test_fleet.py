@@ -140,6 +140,12 @@ class LbCase(unittest.TestCase):
     def victim(self, load):
         return RIG.hosts[1]
 
+    def wait_flowing(self, load, since, exclude=None):
+        """Answers keep coming after since: 10 from every host but exclude."""
+        for h in RIG.hosts:
+            if h is not exclude:
+                load.wait_served(h.name, 10, since=since)
+
     def lb_counters(self):
         be = self.lb.command("show stat")
         rows = [ln.split(",") for ln in be.splitlines() if ln.startswith("be,BACKEND,")]
@@ -171,9 +177,7 @@ class FleetCase(LbCase):
         self.lb.wait_status(victim.name, "DOWN")
         t_down = time.monotonic()
         # Traffic goes on on the two others for a while.
-        for h in RIG.hosts:
-            if h is not victim:
-                load.wait_served(h.name, 20, since=t_down)
+        self.wait_flowing(load, t_down, exclude=victim)
         self.assertEqual(load.served_by(victim.name, since=t_kill + 0.05), 0, "a dead host answered")
         RIG.start_host(i)
         self.lb.wait_status(victim.name, "UP")
@@ -217,9 +221,7 @@ class FleetCase(LbCase):
         t_exit = time.monotonic()
         victim.stop()          # its tree must be gone too (no second signal: it has exited)
         served_draining = load.served_by(victim.name, since=t_term)
-        for h in RIG.hosts:
-            if h is not victim:
-                load.wait_served(h.name, 10, since=t_exit)
+        self.wait_flowing(load, t_exit, exclude=victim)
         RIG.start_host(i)
         self.lb.wait_status(victim.name, "UP")
         load.wait_served(victim.name, 10, since=time.monotonic())
@@ -237,7 +239,7 @@ class FleetCase(LbCase):
         for h in RIG.hosts:
             r = h.ctl("reload")
             self.assertEqual(r.returncode, 0, "%s: ringmasterctl reload: %s%s" % (h.name, r.stdout, r.stderr))
-            load.wait_served(h.name, 10, since=time.monotonic())
+            self.wait_flowing(load, time.monotonic())
         took = time.monotonic() - t0
         total, failures, _ = self.finish(load, "rolling_reload", seconds=round(took, 2))
         self.assertEqual(failures, [], "%d of %d requests failed" % (len(failures), total + len(failures)))
@@ -315,6 +317,17 @@ class SourceTest(FleetCase):
     def warm(self, load):
         wait_for(lambda: len(self.mapping(load)) == self.LOAD_THREADS and
                  all(len(v) >= 10 for v in self.mapping(load).values()), 15, "every client answered 10 times")
+
+    def wait_flowing(self, load, since, exclude=None):
+        """Every client (source address) gets 5 answers after since."""
+        def each():
+            with load.lock:
+                n = {}
+                for t, i, _s in load.answers:
+                    if t >= since:
+                        n[i] = n.get(i, 0) + 1
+            return len(n) == self.LOAD_THREADS and min(n.values()) >= 5
+        wait_for(each, 15, "5 answers for every client")
 
     def victim(self, load):
         # The host with most clients (so that the kill moves some).
