@@ -40,6 +40,7 @@ static_assert(RM_MAX_GATEWAYS < RM_SHM_MAX_PROCS, "gateways fit the slot owner f
     X(DUR,  heartbeat_interval, "heartbeat_interval", "100ms",  10, 60000)       \
     X(DUR,  heartbeat_timeout,  "heartbeat_timeout",  "2s",     50, 3600000)     \
     X(DUR,  shutdown_timeout,   "shutdown_timeout",   "30s",    0, 86400000)     \
+    X(DUR,  drain_delay,        "drain_delay",        "0",      0, 3600000)      \
     X(UINT, max_connections,    "max_connections",    "1024",   1, 1000000)      \
     X(SIZE, max_header_size,    "max_header_size",    "16KiB",  1024, 1048576)   \
     X(DUR,  header_timeout,     "header_timeout",     "10s",    100, 3600000)    \

@@ -315,6 +315,9 @@ void gw_chan_drain(struct gw *gw);
 bool gw_pool_has_worker_now(struct gw *gw, unsigned pool);
 /* Worker count per pool and scoreboard state (fresh scan). */
 void gw_scan_workers(const struct gw *gw, unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES]);
+/* A stop was asked (drain_delay: still serving, but unready) or this
+ * gateway drains: readiness answers 503. */
+bool gw_server_stopping(const struct gw *gw);
 /* Is pool i serving? NULL, or a reason ("draining", "failed", ...). */
 const char *gw_pool_not_ready(const struct gw *gw, unsigned i,
                               const unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES]);

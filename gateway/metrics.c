@@ -4,6 +4,7 @@
  * gateway writes only its own block); worker states come from the
  * scoreboard, restarts and retries from the master's block.
  */
+#include <config.h> /* autoconf: PACKAGE_VERSION */
 #include <stdio.h>
 #include <string.h>
 
@@ -129,10 +130,18 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
 
     family(b, "ringmaster_up", "gauge", "1 while ringmaster answers.");
     gw_buf_puts(b, "ringmaster_up 1\n");
-    family(b, "ringmaster_draining", "gauge", "1 once a graceful stop has begun.");
-    /* acquire: pairs with the master's release store of draining */
-    gw_buf_printf(b, "ringmaster_draining %u\n",
-                  (atomic_load_explicit(&h->draining, memory_order_acquire) || gw->draining) ? 1u : 0u);
+    family(b, "ringmaster_build_info", "gauge", "Always 1; the version of ringmaster in its label.");
+    gw_buf_puts(b, "ringmaster_build_info{version=\"" PACKAGE_VERSION "\"} 1\n");
+    family(b, "ringmaster_draining", "gauge",
+           "1 once a stop was asked (readiness 503; requests still served during drain_delay).");
+    gw_buf_printf(b, "ringmaster_draining %u\n", gw_server_stopping(gw) ? 1u : 0u);
+    family(b, "ringmaster_reloads_total", "counter",
+           "Reloads by result: ok (the new generation serves), failed (refused or rolled back).");
+    /* relaxed: the master's counters (layout.h) */
+    gw_buf_printf(b, "ringmaster_reloads_total{result=\"ok\"} %u\n",
+                  atomic_load_explicit(&((struct rm_shm_header *)h)->reloads, memory_order_relaxed));
+    gw_buf_printf(b, "ringmaster_reloads_total{result=\"failed\"} %u\n",
+                  atomic_load_explicit(&((struct rm_shm_header *)h)->reloads_failed, memory_order_relaxed));
 
     family(b, "ringmaster_requests_total", "counter", "Inference requests by model pool and outcome.");
     for (unsigned k = 0; k < np; k++)
@@ -184,6 +193,29 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
         series(b, "ringmaster_queue_depth", gw->pools[pools[k]].name, NULL, NULL);
         gw_buf_put_u64(b, used);
         gw_buf_put(b, "\n", 1);
+    }
+
+    family(b, "ringmaster_queue_capacity", "gauge", "Request slots of the pool (its queue_depth).");
+    for (unsigned k = 0; k < np; k++) {
+        series(b, "ringmaster_queue_capacity", gw->pools[pools[k]].name, NULL, NULL);
+        gw_buf_put_u64(b, gw->pools[pools[k]].view.nslots); /* private copy */
+        gw_buf_put(b, "\n", 1);
+    }
+
+    family(b, "ringmaster_pool_ready", "gauge",
+           "1 when the pool serves (a ready worker, not failed, not being rebuilt), as /v2/models/{pool}/ready.");
+    for (unsigned k = 0; k < np; k++) {
+        series(b, "ringmaster_pool_ready", gw->pools[pools[k]].name, NULL, NULL);
+        gw_buf_puts(b, gw_pool_not_ready(gw, pools[k], counts) ? "0\n" : "1\n");
+    }
+
+    family(b, "ringmaster_pool_saturation", "gauge",
+           "Busy workers divided by the workers that can serve (ready and busy); 1 when none can.");
+    for (unsigned k = 0; k < np; k++) {
+        unsigned busy = counts[pools[k]][RM_PROC_BUSY];
+        unsigned serving = busy + counts[pools[k]][RM_PROC_READY];
+        series(b, "ringmaster_pool_saturation", gw->pools[pools[k]].name, NULL, NULL);
+        gw_buf_printf(b, "%.4f\n", serving ? (double)busy / serving : 1.0);
     }
 
     family(b, "ringmaster_workers", "gauge", "Worker processes by model pool and state.");

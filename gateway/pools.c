@@ -30,6 +30,14 @@ void gw_scan_workers(const struct gw *gw, unsigned counts[RM_SHM_MAX_POOLS][RM_P
     }
 }
 
+bool gw_server_stopping(const struct gw *gw)
+{
+    const struct rm_shm_header *h = gw->seg->hdr;
+    /* acquire: pairs with the master's release stores of unready and draining (master.c) */
+    return gw->draining || atomic_load_explicit(&((struct rm_shm_header *)h)->unready, memory_order_acquire) ||
+           atomic_load_explicit(&((struct rm_shm_header *)h)->draining, memory_order_acquire);
+}
+
 const char *gw_pool_not_ready(const struct gw *gw, unsigned i,
                               const unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES])
 {

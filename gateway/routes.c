@@ -77,8 +77,7 @@ void gw_route_classify(struct gw *gw, struct gw_conn *c)
 /* Why the whole server is not ready, or NULL. reason is filled for a pool. */
 static const char *server_not_ready(const struct gw *gw, char *buf, size_t len)
 {
-    /* acquire: pairs with the master's release store of draining */
-    if (gw->draining || atomic_load_explicit(&gw->seg->hdr->draining, memory_order_acquire))
+    if (gw_server_stopping(gw))
         return "draining";
     unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES];
     gw_scan_workers(gw, counts);
@@ -118,8 +117,7 @@ static void answer_ready(struct gw *gw, struct gw_conn *c, const char *why)
 static void answer_model_ready(struct gw *gw, struct gw_conn *c)
 {
     const char *why = NULL;
-    /* acquire: pairs with the master's release store of draining */
-    if (gw->draining || atomic_load_explicit(&gw->seg->hdr->draining, memory_order_acquire)) {
+    if (gw_server_stopping(gw)) {
         why = "draining";
     } else {
         unsigned counts[RM_SHM_MAX_POOLS][RM_PROC_NSTATES];

@@ -44,7 +44,7 @@
 #define RM_CACHELINE 64
 #define RM_SHM_MAGIC "RNGMSTR\0"
 #define RM_SHM_MAGIC_LEN 8
-#define RM_SHM_LAYOUT_VERSION 6u
+#define RM_SHM_LAYOUT_VERSION 7u
 #define RM_PAGE 4096u
 
 #define RM_SHM_MAX_POOLS 32
@@ -82,8 +82,11 @@ struct rm_shm_header {
     uint64_t gw_size;            /* the gw memfd, bytes */
     /* Written by the master at run time (single writer), read by ctl and
      * gateways with acquire; pairs with the master's release stores. */
-    alignas(RM_CACHELINE) _Atomic uint32_t draining;     /* 1: graceful stop begun */
+    alignas(RM_CACHELINE) _Atomic uint32_t draining;     /* 1: graceful stop begun: new requests get 503 */
     _Atomic uint32_t reloads;      /* completed reloads */
+    _Atomic uint32_t reloads_failed; /* reloads refused (bad file) or rolled back */
+    _Atomic uint32_t unready;      /* 1: a stop was asked; during drain_delay readiness is 503 while
+                                    * requests are still served, then draining follows */
 };
 
 /* ------------------------------------------------------------------ ring */

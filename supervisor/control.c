@@ -94,7 +94,7 @@ static void ctl_command(struct ctl_client *c)
     }
     if (strcmp(c->buf, "reload") == 0) {
         char why[512];
-        if (M->stopping) {
+        if (M->stopping || M->stop_at) {
             ctl_reply(c, "error: stopping\n");
         } else if (M->reloading) {
             /* The file may have changed after this reload read it: another
@@ -110,7 +110,7 @@ static void ctl_command(struct ctl_client *c)
         }
     } else if (strcmp(c->buf, "stop") == 0) {
         ctl_reply(c, "ok\n");
-        begin_stop(0);
+        request_stop();
     } else {
         ctl_reply(c, "error: unknown command (reload, stop)\n");
     }

@@ -95,7 +95,7 @@ static int command(const struct rm_config *cfg, const char *cmd)
             printf("stop: asked (no pid file to follow it)\n");
             return 0;
         }
-        uint64_t limit_ms = cfg->shutdown_timeout + 10000;
+        uint64_t limit_ms = cfg->drain_delay + cfg->shutdown_timeout + 10000;
         for (uint64_t waited = 0;; waited += 20) {
             if (!process_alive(master_pid)) {
                 printf("stop: stopped\n");

@@ -266,8 +266,9 @@ static int sample_take(const struct rm_config *cfg, struct sample *s)
     s->master_pid = pid;
     s->birth_ns = seg.hdr->birth_mono_ns;
     s->now_ns = rm_now_ns();
-    /* acquire: pairs with the master's release store of draining (begin_stop). */
-    s->draining = atomic_load_explicit(&seg.hdr->draining, memory_order_acquire) != 0;
+    /* acquire: pairs with the master's release stores of unready and draining (master.c). */
+    s->draining = atomic_load_explicit(&seg.hdr->unready, memory_order_acquire) != 0 ||
+                  atomic_load_explicit(&seg.hdr->draining, memory_order_acquire) != 0;
     /* relaxed: a counter, printed only (the master's relaxed add). */
     s->reloads = atomic_load_explicit(&seg.hdr->reloads, memory_order_relaxed);
     for (unsigned i = 0; i < RM_SHM_MAX_POOLS; i++)

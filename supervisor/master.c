@@ -51,13 +51,49 @@ struct master *M;
 
 /* ------------------------------------------------------------------ stop */
 
+/*
+ * SIGTERM, SIGINT, SIGQUIT or `ringmasterctl stop`. Readiness turns 503 at
+ * once; with drain_delay the server goes on serving (and respawning) for
+ * that long, so that load balancers and Kubernetes endpoints see it
+ * unready and stop sending before anything is refused; then the graceful
+ * stop. A second stop request does not wait.
+ */
+void request_stop(void)
+{
+    if (M->stopping || M->stop_at) {
+        begin_stop(1);
+        return;
+    }
+    notify_stopping();
+    /* release: pairs with the gateways' acquire load of unready (readiness, routes.c) */
+    atomic_store_explicit(&M->seg.hdr->unready, 1, memory_order_release);
+    if (M->cfg.drain_delay == 0) {
+        begin_stop(0);
+        return;
+    }
+    M->stop_at = rm_now_ns() + M->cfg.drain_delay * MS;
+    rm_notice("stop asked: readiness is 503 now; requests are served for drain_delay %.1f s, then the graceful stop",
+              M->cfg.drain_delay / 1e3);
+}
+
+/* The drain_delay of a stop request has passed. */
+static void stop_delay_tick(uint64_t now)
+{
+    if (M->stop_at && !M->stopping && now >= M->stop_at)
+        begin_stop(0);
+}
+
 void begin_stop(int immediate)
 {
     uint64_t now = rm_now_ns();
     if (M->stopping && !immediate)
         immediate = 1; /* a second stop signal: do not wait */
     if (!M->stopping) {
-        notify_stopping();
+        if (!M->stop_at)
+            notify_stopping();
+        M->stop_at = M->stop_at ? M->stop_at : now;
+        /* release: pairs with the gateways' acquire load of unready (readiness) */
+        atomic_store_explicit(&M->seg.hdr->unready, 1, memory_order_release);
         /* release: gateways' readiness (acquire) turns 503 at once. */
         atomic_store_explicit(&M->seg.hdr->draining, 1, memory_order_release);
         M->stop_deadline = now + M->cfg.shutdown_timeout * MS;
@@ -349,7 +385,7 @@ static void on_signal(void)
             break; /* reaped below */
         case SIGHUP: {
             char why[512];
-            if (M->stopping) {
+            if (M->stopping || M->stop_at) {
                 rm_warn("SIGHUP ignored: stopping");
             } else if (M->reloading) {
                 /* The file may have changed after this reload read it:
@@ -364,7 +400,7 @@ static void on_signal(void)
         case SIGTERM:
         case SIGINT:
         case SIGQUIT:
-            begin_stop(0);
+            request_stop();
             break;
         case SIGTTIN:
         case SIGTTOU:
@@ -434,6 +470,7 @@ int rm_master_run(const struct rm_config *cfg)
         check_procs(now);
         publish_worker_counts();
         heal_tick(now);
+        stop_delay_tick(now);
         if (M->stopping) {
             if (stop_tick(now))
                 break;

@@ -142,6 +142,7 @@ struct master {
     unsigned gw_early_deaths;
     /* stop */
     int stopping;          /* 1: graceful, 2: immediate */
+    uint64_t stop_at;      /* a stop was asked: the graceful stop begins then (drain_delay); 0: none */
     uint64_t stop_deadline;
     int workers_told_to_drain;
     /* reload */
@@ -254,6 +255,7 @@ void systemd_tick(uint64_t now);
 /* ------------------------------------------------------------------ master.c */
 
 void begin_stop(int immediate);
+void request_stop(void);
 
 /* ------------------------------------------------------------------ heal.c */
 

@@ -32,7 +32,7 @@ void reload_finished(int ok, const char *why)
     for (int i = 0; i < MAX_CTL; i++)
         if (M->ctl[i].fd >= 0 && M->ctl[i].waiting_reload == 1)
             ctl_reply(&M->ctl[i], msg);
-    if (!M->reload_queued || M->stopping)
+    if (!M->reload_queued || M->stopping || M->stop_at)
         return;
     /* A reload was asked for while this one ran: start it now, and the
      * clients that asked get its result. */
@@ -61,7 +61,19 @@ void reload_finished(int ok, const char *why)
  * sizes changed needs a restart (its shared-memory layout is fixed): refused.
  * Everything a rollback needs is saved per pool first.
  */
+static int start_reload(char *why, size_t len);
+
+/* A reload that cannot start (a bad file) counts as a failed one. */
 int begin_reload(char *why, size_t len)
+{
+    int r = start_reload(why, len);
+    if (r < 0)
+        /* relaxed: a counter for /metrics and ctl; nothing is published with it. */
+        atomic_fetch_add_explicit(&M->seg.hdr->reloads_failed, 1, memory_order_relaxed);
+    return r;
+}
+
+static int start_reload(char *why, size_t len)
 {
     struct rm_config *nc = calloc(1, sizeof *nc);
     if (!nc) {
@@ -124,6 +136,7 @@ int begin_reload(char *why, size_t len)
     M->cfg.heartbeat_interval = nc->heartbeat_interval;
     M->cfg.heartbeat_timeout = nc->heartbeat_timeout;
     M->cfg.shutdown_timeout = nc->shutdown_timeout;
+    M->cfg.drain_delay = nc->drain_delay;
     M->cfg.backoff_max = nc->backoff_max;
 
     for (unsigned j = 0; j < RM_SHM_MAX_POOLS; j++) {
@@ -268,9 +281,12 @@ static void rollback(void)
     M->cfg.heartbeat_interval = M->old_cfg.heartbeat_interval;
     M->cfg.heartbeat_timeout = M->old_cfg.heartbeat_timeout;
     M->cfg.shutdown_timeout = M->old_cfg.shutdown_timeout;
+    M->cfg.drain_delay = M->old_cfg.drain_delay;
     M->cfg.backoff_max = M->old_cfg.backoff_max;
     M->reloading = 0;
     notify_ready();
+    /* relaxed: a counter for /metrics and ctl; nothing is published with it. */
+    atomic_fetch_add_explicit(&M->seg.hdr->reloads_failed, 1, memory_order_relaxed);
     reload_finished(0, M->reload_error);
 }
 
