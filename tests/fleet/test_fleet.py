@@ -287,6 +287,10 @@ class LeastConnTest(FleetCase):
         idle = ({"h0", "h1", "h2"} - set(busy)).pop()
         seq = []
         for n in range(15):
+            # HAProxy counts a request until its stream is released, a moment
+            # after the client has the answer: wait for that (else the idle
+            # host still has 1, as many as the busy ones, and a tie is fair game).
+            wait_for(lambda: int(self.lb.stats()[idle]["scur"] or 0) == 0, 5, "%s idle" % idle, interval=0.005)
             st, srv, body = one_request("127.0.0.1", self.lb.port, "echo", b"lc %d" % n)
             self.assertEqual((st, body), (200, b"lc %d" % n))
             seq.append(srv)
