@@ -436,13 +436,13 @@ class Prometheus:
 
 class Load:
     """Threads sending echo requests through HAProxy on keep-alive
-    connections until stopped. Each answer is recorded as (t, thread,
+    connections (fresh: a new connection per request) until stopped. Each answer is recorded as (t, thread,
     X-Server); a failure is anything but 200 with the body echoed (an
     exception, another status, a wrong body). With netns, thread i runs in
     client namespace netns[i % len(netns)] and talks to its gateway address."""
 
-    def __init__(self, lb, threads=4, netns=None, pool="echo"):
-        self.lb, self.pool = lb, pool
+    def __init__(self, lb, threads=4, netns=None, pool="echo", fresh=False):
+        self.lb, self.pool, self.fresh = lb, pool, fresh
         self.netns = netns or []
         self.n = threads
         self.stop_ev = threading.Event()
@@ -488,7 +488,7 @@ class Load:
                         self.answers.append((t, i, srv))
                     else:
                         self.failures.append((t, i, "%d %r from %s" % (r.status, data[:100], srv)))
-                if r.getheader("Connection", "").lower() == "close":
+                if self.fresh or r.getheader("Connection", "").lower() == "close":
                     conn.close()
                     conn = None
             except Exception as e:  # noqa: BLE001 - every failure counts
