@@ -184,7 +184,7 @@ class FleetCase(LbCase):
         self.lb.wait_status(victim.name, "UP")
         t_up = time.monotonic()
         load.wait_served(victim.name, 10, since=t_up)
-        total, failures, per = self.finish(load, "sigkill", processes_killed=killed,
+        total, failures, per = self.finish(load, "sigkill", host=victim.name, processes_killed=killed,
                                            detect_s=round(t_down - t_kill, 3), up_s=round(t_up - t_kill, 3),
                                            failed_at_s=[round(f[0] - t_kill, 3) for f in load.counts()[1]],
                                            retries_during=self.lb_counters()["retries"] - c0["retries"])
@@ -226,7 +226,7 @@ class FleetCase(LbCase):
         RIG.start_host(i)
         self.lb.wait_status(victim.name, "UP")
         load.wait_served(victim.name, 10, since=time.monotonic())
-        total, failures, _ = self.finish(load, "drain", marked_down_s=round(t_down - t_term, 3),
+        total, failures, _ = self.finish(load, "drain", host=victim.name, marked_down_s=round(t_down - t_term, 3),
                                          exited_s=round(t_exit - t_term, 3), answered_while_draining=served_draining,
                                          drain_delay_supported=RIG.drain_delay_supported)
         self.assertEqual(failures, [], "%d of %d requests failed" % (len(failures), total + len(failures)))
@@ -438,6 +438,19 @@ class MonitoringTest(LbCase):
             self.assertEqual(len(ready), 6)
             for x in ready:
                 self.assertGreaterEqual(float(x["value"][1]), 1, x)
+
+            # What the scenarios before did, as Prometheus saw it: each
+            # drained host was seen draining, each host's reloads counted.
+            scen = {r.get("scenario") for r in RESULTS}
+            drained = {"%s:8080" % RIG.host_addr[int(r["host"][1:])] for r in RESULTS if r.get("scenario") == "drain"}
+            if drained:
+                r = PROM.query("max_over_time(ringmaster_draining[10m]) == 1")
+                self.assertEqual({x["metric"]["instance"] for x in r}, drained,
+                                 "the drained hosts, as scraped with ringmaster_draining 1")
+            if "rolling_reload" in scen:
+                r = PROM.query('max_over_time(ringmaster_reloads_total{result="ok"}[10m]) >= 1')
+                self.assertEqual(sorted(x["metric"]["instance"] for x in r), sorted(inst),
+                                 "reloads not counted on every host")
 
             # The alerting rules are loaded and evaluate without error.
             groups = PROM.api("rules")["groups"]
