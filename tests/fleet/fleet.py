@@ -87,6 +87,13 @@ def enter_netns(name):
         os.close(fd)
 
 
+def die_with_parent():
+    """preexec_fn: SIGKILL this child when the rig's process dies (even by
+    SIGKILL, when no cleanup runs); the next run's sweep is the second net."""
+    PR_SET_PDEATHSIG = 1
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def kill_pid(pid, sig=signal.SIGKILL, starttime=None):
     """Signal pid if it is still that same live process."""
     if alive(pid, starttime):
@@ -116,6 +123,29 @@ def sweep_stale():
             kill_pid(int(p))
         sh("ip", "netns", "del", name, check=False)
         removed.append(name)
+    # HAProxy and Prometheus run in the root namespace: found by their
+    # config's temp dir, which carries the tag (/tmp/rmflPID-haproxy-...).
+    tagged = re.compile(r"/%s(\d+)-" % PREFIX)
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        m = tagged.search(cmd)
+        if m and int(m.group(1)) != os.getpid() and not alive(int(m.group(1))):
+            st = proc_stat(int(name))
+            if st is not None:
+                kill_pid(int(name), signal.SIGKILL, st[2])
+                removed.append("pid %s" % name)
+    tmpdir = tempfile.gettempdir()
+    for name in os.listdir(tmpdir):
+        pid = _pid_of_name(name)
+        if pid is not None and pid != os.getpid() and not alive(pid):
+            shutil.rmtree(os.path.join(tmpdir, name), ignore_errors=True)
+            removed.append(os.path.join(tmpdir, name))
     r = sh("ip", "-o", "link", "show", check=False)
     for line in r.stdout.splitlines():
         m = re.match(r"^\d+:\s+([^:@]+)", line)
@@ -151,7 +181,7 @@ class Host(Daemon):
         if rig.drain_delay_supported:
             keys["drain_delay"] = DRAIN_DELAY
         keys.update(global_keys)
-        super().__init__(pools=pools, port=HOST_PORT, tmp_prefix="rm-fleet-%s-" % self.name, **keys)
+        super().__init__(pools=pools, port=HOST_PORT, tmp_prefix="%s-%s-" % (rig.tag, self.name), **keys)
 
     def start(self, **kw):
         # `ip netns exec NS CMD` setns()es and execs CMD: the pid stays the daemon's.
@@ -246,7 +276,7 @@ class HAProxy:
 
     def __init__(self, rig, balance):
         self.rig, self.balance = rig, balance
-        self.tmp = tempfile.mkdtemp(prefix="rm-fleet-haproxy-")
+        self.tmp = tempfile.mkdtemp(prefix="%s-haproxy-" % rig.tag)
         self.sock = os.path.join(self.tmp, "admin.sock")
         self.cfg = os.path.join(self.tmp, "haproxy.cfg")
         self.log_path = os.path.join(self.tmp, "haproxy.log")
@@ -268,7 +298,8 @@ class HAProxy:
             raise AssertionError("haproxy -c: %s%s" % (r.stdout, r.stderr))
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([HAPROXY, "-db", "-f", self.cfg], stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=die_with_parent)
         self.rig.pids.append(self.proc)
         wait_for(lambda: self._alive() and os.path.exists(self.sock), 10, "haproxy to start")
         self.wait_all_up()
@@ -363,7 +394,7 @@ class Prometheus:
 
     def __init__(self, rig, rules):
         self.rig = rig
-        self.tmp = tempfile.mkdtemp(prefix="rm-fleet-prom-")
+        self.tmp = tempfile.mkdtemp(prefix="%s-prometheus-" % rig.tag)
         self.port = free_port()
         self.cfg = os.path.join(self.tmp, "prometheus.yml")
         self.log_path = os.path.join(self.tmp, "prometheus.log")
@@ -379,7 +410,7 @@ class Prometheus:
              "--web.listen-address=127.0.0.1:%d" % self.port, "--log.level=warn",
              "--storage.tsdb.retention.time=1h"],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.tmp,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=die_with_parent)
         self.rig.pids.append(self.proc)
 
         def ready():

@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -488,7 +489,9 @@ class MonitoringTest(LbCase):
 
 class ZzCleanupTest(unittest.TestCase):
     def test_sweep_removes_what_a_dead_run_left(self):
-        """A namespace and a veth named as by a run whose pid is gone are swept."""
+        """A namespace, a veth and a temp dir named as by a run whose pid is
+        gone are swept (also SIGKILLed by pid: what runs in such a namespace
+        or with such a temp dir in its command line)."""
         import subprocess
         dead = 4194303   # above any pid_max default in use: never a live pid here
         while os.path.exists("/proc/%d" % dead):
@@ -496,9 +499,12 @@ class ZzCleanupTest(unittest.TestCase):
         ns, link = "rmfl%d-h0" % dead, "rmfl%dh0" % dead
         subprocess.run(["ip", "netns", "add", ns], check=True)
         subprocess.run(["ip", "link", "add", link, "type", "veth", "peer", "name", link + "p"], check=True)
+        tmp = tempfile.mkdtemp(prefix="rmfl%d-haproxy-" % dead)
         removed = sweep_stale()
         self.assertIn(ns, removed)
         self.assertIn(link, removed)
+        self.assertIn(tmp, removed)
+        self.assertFalse(os.path.exists(tmp))
         self.assertEqual(leftovers("rmfl%d" % dead), [])
 
 
