@@ -568,6 +568,10 @@ def _drain_delay_supported():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
 class Rig:
     def __init__(self, hosts=3, clients=6):
         pid = os.getpid()
@@ -588,6 +592,10 @@ class Rig:
         self.closed = False
         self.drain_delay_supported = _drain_delay_supported()
         atexit.register(self.close)
+        # SIGTERM (run.sh's `timeout`, a CI runner giving up) ends the run
+        # like Ctrl-C: unittest stops and the atexit cleanup runs.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _interrupt)
 
     def _pair(self, ns, i_name, gw, addr):
         sh("ip", "netns", "add", ns)

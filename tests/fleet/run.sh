@@ -26,7 +26,11 @@ for f in "$RINGMASTER" "$RINGMASTERCTL"; do
         exit 99
     fi
 done
-python3 -m unittest discover -s "$srcdir/tests/fleet" -p 'test_*.py' -v
+# Bounded: about 30 s on 2 cores; 5 minutes is a hang (SIGTERM: the rig
+# cleans up, then exits; SIGKILL 20 s later).
+bound=""
+command -v timeout >/dev/null 2>&1 && bound="timeout -k 20 300"
+$bound python3 -m unittest discover -s "$srcdir/tests/fleet" -p 'test_*.py' -v
 status=$?
 [ "$status" -eq 0 ] || exit 1
 exit 0
