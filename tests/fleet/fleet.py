@@ -182,32 +182,15 @@ class Host(Daemon):
             keys["drain_delay"] = DRAIN_DELAY
         keys.update(global_keys)
         super().__init__(pools=pools, port=HOST_PORT, tmp_prefix="%s-%s-" % (rig.tag, self.name), **keys)
+        self.host = self.addr   # readiness and metrics are asked on the namespace's address
 
     def start(self, **kw):
         # `ip netns exec NS CMD` setns()es and execs CMD: the pid stays the daemon's.
         return super().start(wrapper=("ip", "netns", "exec", self.netns), **kw)
 
-    def http_status(self, path, timeout=2.0):
-        conn = http.client.HTTPConnection(self.addr, HOST_PORT, timeout=timeout)
-        try:
-            conn.request("GET", path)
-            r = conn.getresponse()
-            r.read()
-            return r.status
-        finally:
-            conn.close()
-
     def ctl(self, *args, timeout=60):
         return subprocess.run([RINGMASTERCTL, "-c", self.ini] + list(args), capture_output=True,
                               text=True, timeout=timeout)
-
-    def metrics(self):
-        conn = http.client.HTTPConnection(self.addr, HOST_PORT, timeout=3)
-        try:
-            conn.request("GET", "/metrics")
-            return conn.getresponse().read().decode()
-        finally:
-            conn.close()
 
     def sigkill_tree(self):
         """SIGKILL the master and every process of its tree (its session),

@@ -33,7 +33,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fleet import (CHECK_FALL, CHECK_INTER_MS, HAPROXY, PROMETHEUS, Load, Rig, leftovers,  # noqa: E402
+from fleet import (HAPROXY, PROMETHEUS, Load, Rig, leftovers,  # noqa: E402
                    sweep_stale, wait_for)
 
 SRCDIR = os.path.abspath(os.environ.get("srcdir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")))
