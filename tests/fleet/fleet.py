@@ -560,6 +560,10 @@ class Rig:
         pid = os.getpid()
         self.tag = "%s%d" % (PREFIX, pid)
         a, b = 200 + (pid >> 8) % 50, pid & 255
+        # A /24 of 10.200-249 from the pid; skip one this machine already routes.
+        routes = sh("ip", "-4", "route", "show", check=False).stdout
+        while re.search(r"(^|\s)10\.%d\.%d\." % (a, b), routes, re.M):
+            a, b = 200 + (a - 200 + (b + 1) // 256) % 50, (b + 1) % 256
         net = "10.%d.%d." % (a, b)
         self.host_ns = ["%s-h%d" % (self.tag, i) for i in range(hosts)]
         self.host_addr = [net + str(4 * i + 2) for i in range(hosts)]
