@@ -21,7 +21,7 @@ esac
 BUILD_PKGS="build-essential autoconf automake pkg-config libsystemd-dev libinih-dev
   libcunit1-dev node-llhttp libck-dev libjansson-dev libtesseract-dev
   libleptonica-dev tesseract-ocr-eng curl libpython3.11-dev python3-numpy python3-sklearn"
-TEST_PKGS="python3 prometheus systemd procps spin clang libclang-rt-14-dev debootstrap util-linux"
+TEST_PKGS="python3 prometheus haproxy iproute2 systemd procps spin clang libclang-rt-14-dev debootstrap util-linux"
 
 pkgs=$BUILD_PKGS
 [ "$mode" = check ] && pkgs="$pkgs $TEST_PKGS"
@@ -45,8 +45,19 @@ if [ -n "$missing" ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    # Services from these packages (prometheus) must not start: this only wants their tools.
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    # Services from these packages (prometheus, haproxy) must not start: this only wants their
+    # binaries, which the tests run with their own configuration.
+    # policy-rc.d exit 101 (Debian's invoke-rc.d policy): no package starts its service.
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+        $SUDO chmod 755 "$policy"
+    fi
+    rc=0
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing || rc=$?
+    [ -z "$policy" ] || $SUDO rm -f "$policy"
+    [ "$rc" -eq 0 ] || exit "$rc"
 fi
 [ "$mode" = deps ] && exit 0
 

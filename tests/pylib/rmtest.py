@@ -179,6 +179,7 @@ class Daemon:
         if "/" in self.binary:  # it runs in its temp dir: a relative path would not resolve there
             self.binary = os.path.abspath(self.binary)
         self.port = port if port is not None else free_port()
+        self.host = "127.0.0.1"   # where the test reaches it (tests/fleet: a namespace's address)
         self.tmp = tempfile.mkdtemp(prefix=tmp_prefix)
         self.ini = os.path.join(self.tmp, "ringmaster.ini")
         self.log_path = os.path.join(self.tmp, "ringmaster.stderr")
@@ -254,7 +255,7 @@ class Daemon:
             return False
 
     def http_status(self, path, timeout=2.0):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.request("GET", path)
             r = conn.getresponse()
