@@ -37,6 +37,8 @@ static void gw_cleanup(struct gw *gw)
             gw_conn_close(gw, c);
         gw_buf_free(&c->out);
         gw_buf_free(&c->body);
+        gw_stream_free(gw, c);
+        gw_buf_free(&c->coll);
         free(c);
     }
     free(gw->conns);

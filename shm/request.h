@@ -133,6 +133,7 @@ struct rm_req_answer {
     uint64_t run_start_ns;
     uint64_t word;          /* state word seen (for rm_req_release) */
     unsigned lost_state;    /* RM_POLL_LOST: the state found */
+    unsigned stream_end;    /* RM_STREAM_END_*: why recovery ended a started stream */
 };
 
 /* Look at a published request. now_ns: the caller's clock. */

@@ -435,9 +435,9 @@ static void test_resolve_abi_mismatch_rejected(void)
     CU_ASSERT_EQUAL(rm_handler_resolve(path, &h, &dl, err, sizeof err), -1);
     CU_ASSERT_PTR_NULL(h);
     CU_ASSERT_PTR_NULL(dl);
-    if (!strstr(err, "abi_version 999, expected 1 to 2"))
+    if (!strstr(err, "abi_version 999, expected 1 to 3"))
         fprintf(stderr, "\n  got: %s\n", err);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "abi_version 999, expected 1 to 2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "abi_version 999, expected 1 to 3"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
 }
 
