@@ -127,7 +127,7 @@ def rss_kib(pid):
     return 0
 
 
-class StreamTest(ServerTestCase):
+class StreamBase(ServerTestCase):
 
     def open(self, srv, path, body, **kw):
         s = Stream(srv.port, path, body, **kw)
@@ -138,6 +138,7 @@ class StreamTest(ServerTestCase):
         """Wait for the pool's one worker to be a new one, ready; its pid."""
         wait_for(lambda: len(srv.workers("s")) == 1 and list(srv.workers("s")) != [old] and
                  srv.pool_status("s")["workers"]["ready"] == 1, 10, what="a new ready worker")
+        time.sleep(0.1)  # the gateways' view of the workers is refreshed per 20 ms tick
         return sorted(srv.workers("s"))[0]
 
     def metric(self, srv, result, value):
@@ -146,6 +147,9 @@ class StreamTest(ServerTestCase):
         except AssertionError:
             self.fail("ringmaster_streams_total{result=%s} is %r, expected %r"
                       % (result, srv.metric("ringmaster_streams_total", pool="s", result=result), value))
+
+
+class StreamTest(StreamBase):
 
     def test_infer_chunked_order_and_content(self):
         srv = self.server(pools=stream_pool())
@@ -377,6 +381,87 @@ class StreamTest(ServerTestCase):
         for i, res in enumerate(results):
             self.assertIsInstance(res, tuple, "stream %d: %r" % (i, res))
             self.assertEqual(res, (b"".join(expected(20)), True), "stream %d" % i)
+
+
+SRC = os.path.abspath(os.environ.get("srcdir", "."))
+APPS = os.path.join(SRC, "tests", "python_apps")
+MARKOV = os.path.join(SRC, "examples", "markov")
+
+
+def have_python_handler():
+    import subprocess
+    from harness import RINGMASTER
+    with tempfile.NamedTemporaryFile("w", suffix=".ini") as f:
+        f.write("[pool p]\nhandler = python\napp = x:y\n")
+        f.flush()
+        r = subprocess.run([RINGMASTER, "-t", "-c", f.name], capture_output=True, text=True)
+    return "unknown built-in" not in r.stderr
+
+
+@unittest.skipUnless(have_python_handler(), "ringmaster was built without the python handler")
+class PythonStreamTest(StreamBase):
+
+    def py_pool(self, app="streamapp:infer", path=APPS, **keys):
+        d = {"handler": "python", "python_path": path, "app": app, "workers": 1, "max_response_size": "4KiB"}
+        d.update(keys)
+        return {"s": d}
+
+    def test_generator_chunks_in_order(self):
+        srv = self.server(pools=self.py_pool())
+        s = self.open(srv, "/v2/models/s/infer", "7")
+        self.assertEqual(s.head(), 200)
+        self.assertEqual(s.headers.get("content-type"), "application/octet-stream")
+        chunks = list(s.chunks())
+        self.assertTrue(s.complete)
+        self.assertEqual(chunks, [b"b0;", b"s1;", b'{"d": 2}', b"b3;", b"s4;", b'{"d": 5}', b"b6;"])
+        # A generator that fails after chunks went out: the body is cut.
+        s = self.open(srv, "/v2/models/s/infer", "fail 2")
+        self.assertEqual(s.head(), 200)
+        self.assertEqual(list(s.chunks()), [b"ok0;", b"ok1;"])
+        self.assertFalse(s.complete)
+        # Before any chunk: a plain JSON 500.
+        st, _, body = srv.http("POST", "/v2/models/s/infer", b"fail 0")
+        self.assertEqual(st, 500, body)
+        self.assertIn("broken model", json.loads(body)["error"])
+        # The worker serves on.
+        s = self.open(srv, "/v2/models/s/infer", "2")
+        self.assertEqual(list(s.chunks()), [b"b0;", b"s1;"])
+
+    def test_generator_sees_cancellation(self):
+        srv = self.server(pools=self.py_pool())
+        pid = sorted(srv.workers("s"))[0]
+        tmp = tempfile.mkdtemp(prefix="rm-pystream-")
+        count = os.path.join(tmp, "count")
+        self.addCleanup(lambda: [os.unlink(os.path.join(tmp, f)) for f in os.listdir(tmp)] and os.rmdir(tmp))
+        s = Stream(srv.port, "/v2/models/s/infer", "count %s 100000" % count)
+        it = s.chunks()
+        self.assertEqual([next(it) for _ in range(3)], [b"c0\n", b"c1\n", b"c2\n"])
+        s.close()
+        wait_for(lambda: os.path.exists(count) and os.path.getsize(count) > 0, 5, what="the generator to stop")
+        with open(count) as f:
+            line = f.read()
+        self.assertIn("cancelled=1", line)
+        self.assertLess(int(line.split()[0].split("=")[1]), 1000, line)
+        s = self.open(srv, "/v2/models/s/infer", "1")
+        self.assertEqual(list(s.chunks()), [b"b0;"])
+        self.assertEqual(list(srv.workers("s")), [pid])
+        self.metric(srv, "cancelled", 1)
+
+    def test_markov_example_streams_words(self):
+        srv = self.server(pools=self.py_pool(app="markov:Markov", path=MARKOV))
+        req = json.dumps({"text_input": "the freedom", "parameters": {"max_tokens": 25, "seed": 7}})
+        s = self.open(srv, "/v2/models/s/generate_stream", req, ctype="application/json")
+        self.assertEqual(s.head(), 200)
+        evs = list(s.events())
+        self.assertTrue(s.complete)
+        self.assertEqual(len(evs), 25, evs)
+        words = [json.loads(d)["text_output"] for k, d in evs]
+        self.assertTrue(all(k == "message" for k, _ in evs))
+        self.assertTrue(all(w.strip() for w in words), words)
+        # /generate: the same seed, the same words, merged into one answer.
+        st, h, body = srv.http("POST", "/v2/models/s/generate", req.encode())
+        self.assertEqual(st, 200, body)
+        self.assertEqual(json.loads(body), {"text_output": "".join(words)})
 
 
 if __name__ == "__main__":
