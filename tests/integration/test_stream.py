@@ -464,5 +464,51 @@ class PythonStreamTest(StreamBase):
         self.assertEqual(json.loads(body), {"text_output": "".join(words)})
 
 
+try:
+    from test_ocr_http import LINES, have_ocr, render, words
+    HAVE_OCR = have_ocr()
+except Exception:  # noqa: BLE001 (no OCR test helpers: skip)
+    HAVE_OCR = False
+
+
+@unittest.skipUnless(HAVE_OCR, "ringmaster built without the ocr handler, or gen_text_image missing")
+class OcrStreamTest(StreamBase):
+
+    def test_multipage_tiff_streams_page_by_page(self):
+        import base64
+        srv = self.server(pools={"s": {"handler": "ocr", "workers": 1}})
+        tmp = tempfile.mkdtemp(prefix="rm-ocrstream-")
+        path = os.path.join(tmp, "doc.tif")
+        self.addCleanup(lambda: [os.unlink(os.path.join(tmp, f)) for f in os.listdir(tmp)] and os.rmdir(tmp))
+        pages = 12
+        args = []
+        for i in range(pages):
+            args += (["--page"] if i else []) + [LINES[i % len(LINES)], "page %d" % (i + 1)]
+        img = base64.b64encode(render(path, *args)).decode()
+        req = json.dumps({"image": img})
+        s = self.open(srv, "/v2/models/s/generate_stream", req, ctype="application/json")
+        t0 = time.monotonic()
+        got, when = [], []
+        for kind, data in s.events():
+            self.assertEqual(kind, "message", data)
+            got.append(json.loads(data))
+            when.append(time.monotonic() - t0)
+        self.assertTrue(s.complete)
+        self.assertEqual([g["page"] for g in got], list(range(1, pages + 1)))
+        for i, g in enumerate(got):
+            self.assertEqual(words(g["text_output"]), words(LINES[i % len(LINES)] + " page %d" % (i + 1)), g)
+        # The first page came while the others were still being read.
+        self.assertLess(when[0], when[-1] / 3, "first page at %.3f s, last at %.3f s" % (when[0], when[-1]))
+        # /generate: one JSON, the pages' text in order.
+        st, _, body = srv.http("POST", "/v2/models/s/generate", req.encode())
+        self.assertEqual(st, 200, body)
+        doc = json.loads(body)
+        self.assertEqual(words(doc["text_output"]),
+                         sum((words(LINES[i % len(LINES)] + " page %d" % (i + 1)) for i in range(pages)), []))
+        # Not an image: a plain 400 before any chunk.
+        st, _, body = srv.http("POST", "/v2/models/s/generate_stream", json.dumps({"image": "eHl6"}).encode())
+        self.assertEqual(st, 400, body)
+
+
 if __name__ == "__main__":
     unittest.main()
