@@ -122,7 +122,9 @@ def expected(n, size=0):
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            # private memory: the pool's shared memory the gateway maps
+            # (the slots' answer areas) is counted in VmRSS as it is read
+            if line.startswith("RssAnon:"):
                 return int(line.split()[1])
     return 0
 
