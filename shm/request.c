@@ -328,8 +328,15 @@ int rm_req_finish(const struct rm_pool_view *v, struct rm_sb_entry *me, const st
     const char *ct = res->ctype ? res->ctype : "";
     size_t ctl = strnlen(ct, RM_SHM_CTYPE - 1);
 
-    /* The run phase's fields are ours while RUNNING. */
-    if (res->error || !fits) {
+    /* The run phase's fields are ours while RUNNING. A stream's status
+     * and Content-Type went out with its first chunk (shm/stream.c): they
+     * stay; its answer is in the chunks (resp_len 0). relaxed: our own
+     * store, RUNNING is ours. */
+    const bool streamed = atomic_load_explicit(&m->s_flags, memory_order_relaxed) & RM_STREAM_STARTED;
+    if (streamed) {
+        m->error = (uint16_t)(res->error ? res->error : 0);
+        m->resp_len = 0;
+    } else if (res->error || !fits) {
         m->error = (uint16_t)(res->error ? res->error : 500);
         m->resp_status = 0;
         m->resp_len = res->error && fits ? (uint32_t)res->len : 0;
@@ -338,7 +345,7 @@ int rm_req_finish(const struct rm_pool_view *v, struct rm_sb_entry *me, const st
         m->resp_status = (uint16_t)(res->status >= 100 && res->status <= 599 ? res->status : 500);
         m->resp_len = (uint32_t)res->len;
     }
-    if (res->ctype) { /* NULL: a stream's, written at its first chunk, stays */
+    if (!streamed) {
         memcpy(m->resp_ctype, ct, ctl);
         m->resp_ctype[ctl] = '\0';
     }

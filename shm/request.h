@@ -185,6 +185,9 @@ struct rm_req_result {
     unsigned status;     /* handler's status */
     uint64_t len;        /* answer bytes written at job->resp (<= resp_cap, else an error) */
     const char *ctype;   /* may be NULL */
+    /* A streamed answer (shm/stream.c: a chunk was written) keeps the
+     * status and Content-Type of its first chunk; len and ctype are
+     * ignored then, and error ends the stream with an error. */
 };
 
 /*

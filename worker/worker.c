@@ -139,13 +139,10 @@ static void run_job(const struct rm_worker_ctx *ctx, const struct rm_handler *h,
     struct rm_req_result res = {
         .error = r < 0 ? 500 : 0,
         .status = (unsigned)resp.status,
-        .len = ru.sw.started ? 0 : resp.body_len,
+        .len = resp.body_len,
         .ctype = resp.content_type,
     };
-    if (ru.sw.started) {
-        res.status = v->resp_meta[job->slot].resp_status;
-        res.ctype = NULL; /* rm_req_finish keeps the stream's */
-    }
+
     int wake = rm_req_finish(v, me, job, &res, rm_now_ns());
     if (wake >= 0)
         wake_gateway(ctx, wake);
