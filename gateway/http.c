@@ -775,6 +775,8 @@ void gw_stream_head(struct gw *gw, struct gw_conn *c, unsigned status, const cha
         gw_buf_puts(o, "\r\nTransfer-Encoding: chunked");
     gw_buf_puts(o, keep ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
     c->sse_mid = false;
+    c->sstatus = status;
+    c->sbytes = 0;
 }
 
 /* One HTTP chunk (or raw bytes for HTTP/1.0) of n bytes from up to two
@@ -782,6 +784,7 @@ void gw_stream_head(struct gw *gw, struct gw_conn *c, unsigned status, const cha
 static void put_chunk(struct gw_conn *c, const void *a, size_t an, const void *b, size_t bn)
 {
     size_t n = an + bn;
+    c->sbytes += n;
     if (n == 0)
         return; /* a zero-length chunk would end the body */
     if (!c->s_raw) {
@@ -857,7 +860,7 @@ void gw_stream_end(struct gw *gw, struct gw_conn *c, const char *err)
     }
     if (c->s_raw)
         keep = false;
-    answer_queued(gw, c, 200, 0, keep);
+    answer_queued(gw, c, c->sstatus, (size_t)c->sbytes, keep);
 }
 
 void gw_respond_error(struct gw *gw, struct gw_conn *c, unsigned status,

@@ -214,6 +214,8 @@ struct gw_conn {
     enum gw_smode smode;
     uint64_t srpos;           /* our private read position in the slot's queue */
     uint64_t schunks;         /* chunks delivered */
+    unsigned sstatus;         /* the stream's status (access log) */
+    uint64_t sbytes;          /* body bytes sent, framing excluded (access log) */
     struct gw_buf coll;       /* generate: the chunks, concatenated */
     size_t coll_start;        /* where the current chunk began in coll */
     void *genj;               /* generate: the chunks merged (json_t *), NULL once one was not an object */
