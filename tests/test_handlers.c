@@ -65,6 +65,7 @@ static const char *so_path(const char *env, const char *def)
 #define EXAMPLE_SO so_path("RM_EXAMPLE_SO", "tests/handlers/example_upper.so")
 #define BAD_ABI_SO so_path("RM_BAD_ABI_SO", "tests/handlers/bad_abi.so")
 #define ABI_V1_SO so_path("RM_ABI_V1_SO", "tests/handlers/abi_v1.so")
+#define ABI_V2_SO so_path("RM_ABI_V2_SO", "tests/handlers/abi_v2.so")
 
 /* ------------------------------------------------------------ fork helpers */
 
@@ -458,6 +459,25 @@ static void test_abi_version_1_handler_loads_without_reading_past_its_descriptor
     rm_handler_unload(dl);
 }
 
+/* ABI 3 appended emit, cancelled and priv to struct rm_request: a handler
+ * built against version 2 reads the request through the old layout. */
+static void test_abi_v2_handler_loads_and_reads_the_request(void)
+{
+    const struct rm_handler *h = NULL;
+    void *dl = NULL;
+    char err[512] = "";
+    CU_ASSERT_EQUAL_FATAL(rm_handler_resolve(ABI_V2_SO, &h, &dl, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(h->abi_version, 2);
+    char buf[64];
+    struct rm_request req = {.body = "hi", .body_len = 2, .content_type = "text/x", .attempt = 1,
+                             .emit = NULL, .cancelled = NULL, .priv = buf};
+    struct rm_response resp = {.status = 200, .body = buf, .body_cap = sizeof buf};
+    CU_ASSERT_EQUAL(h->process(NULL, &req, &resp), 0);
+    CU_ASSERT_EQUAL(resp.body_len, 12);
+    CU_ASSERT_EQUAL(memcmp(buf, "v2:hi text/x", 12), 0);
+    rm_handler_unload(dl);
+}
+
 static void test_resolve_so_without_entry_symbol_names_dlsym(void)
 {
     /* A real shared object without ringmaster_handler: the libc this test
@@ -526,6 +546,7 @@ static const rm_test tests[] = {
     RM_TEST(test_resolve_missing_so_names_dlerror),
     RM_TEST(test_resolve_abi_mismatch_rejected),
     RM_TEST(test_abi_version_1_handler_loads_without_reading_past_its_descriptor),
+    RM_TEST(test_abi_v2_handler_loads_and_reads_the_request),
     RM_TEST(test_resolve_so_without_entry_symbol_names_dlsym),
     RM_TEST(test_check_validates_without_init),
     { 0 },
