@@ -70,6 +70,7 @@ enum rm_emit rm_stream_put(struct rm_stream_w *s, unsigned status, const char *c
     const uint64_t r = atomic_load_explicit(&m->s_rpos, memory_order_acquire);
     if (r > s->wpos || s->wpos - r > s->cap)
         return RM_EMIT_CANCELLED; /* not a position the gateway can have written */
+    s->seen_rpos = r;
     const uint64_t maxpiece = s->cap / 2 - RM_REC_HDR;
     const unsigned char *p = data;
     bool wrote = false, complete = false;
@@ -133,9 +134,9 @@ void rm_stream_wait(struct rm_stream_w *s, uint64_t timeout_ns, uint64_t now_ns)
     const uint32_t seq = atomic_load_explicit(&m->s_rseq, memory_order_seq_cst);
     atomic_store_explicit(&m->s_waiting, 1, memory_order_seq_cst);
     const uint64_t r = atomic_load_explicit(&m->s_rpos, memory_order_seq_cst);
-    /* Room needed is at most the whole queue: sleep only while it is full
-     * as the last put saw it (no consumption since) and the client is here. */
-    if (s->wpos - r >= s->cap / 2 && !rm_stream_cancelled(s)) {
+    /* Sleep only while the gateway consumed nothing since the put that
+     * found no room (then there is still none) and the client is here. */
+    if (r == s->seen_rpos && !rm_stream_cancelled(s)) {
         struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u),
                               .tv_nsec = (long)(timeout_ns % 1000000000u)};
         long rc = futex(&m->s_rseq, FUTEX_WAIT, seq, &ts);

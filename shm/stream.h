@@ -45,6 +45,7 @@ struct rm_stream_w {
     unsigned char *area;
     uint64_t cap;
     uint64_t wpos;      /* private copy of what we published */
+    uint64_t seen_rpos; /* s_rpos as the last put saw it (rm_stream_wait sleeps while it stays) */
     bool started;
 };
 

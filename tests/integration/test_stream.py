@@ -244,8 +244,11 @@ class StreamTest(StreamBase):
         srv = self.server(pools=stream_pool(workers=3))
         gw = srv.gateways()[0]
         base = rss_kib(gw)
-        # 2000 chunks of 4000 bytes (8 MB) to a client that reads nothing.
-        slow = self.open(srv, "/v2/models/s/infer", "2000 size 4000", rcvbuf=4096)
+        # 4000 chunks of 1500 bytes (6 MB) to a client that reads nothing.
+        # (1500: a record that does not fit before the end of the 4 KiB
+        # queue needs room for the filler too, while the queue is less than
+        # half full: the worker must still sleep, not spin.)
+        slow = self.open(srv, "/v2/models/s/infer", "4000 size 1500", rcvbuf=4096)
         self.assertEqual(slow.head(), 200)
         time.sleep(1.0)
         # Others are served meanwhile.
@@ -262,7 +265,7 @@ class StreamTest(StreamBase):
         spent = max(t1[p] - t0[p] for p in t1)
         self.assertLess(spent, 30, "a worker used %d ticks of CPU in 1 s while its client did not read" % spent)
         # Then it reads everything: intact.
-        self.assertEqual(slow.body(), b"".join(expected(2000, 4000)))
+        self.assertEqual(slow.body(), b"".join(expected(4000, 1500)))
         self.assertTrue(slow.complete)
 
     def test_cancellation_frees_the_worker(self):
