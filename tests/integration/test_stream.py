@@ -338,6 +338,29 @@ class StreamTest(StreamBase):
         self.assertEqual(s3.body(), b"".join(expected(3)))
         self.metric(srv, "failed", 2)
 
+    def test_gateway_killed_mid_stream_cancels_and_frees_the_worker(self):
+        srv = self.server(pools=stream_pool(workers=1))
+        pid = sorted(srv.workers("s"))[0]
+        gw = srv.gateways()[0]
+        tmp = tempfile.mkdtemp(prefix="rm-stream-")
+        self.addCleanup(lambda: [os.unlink(os.path.join(tmp, f)) for f in os.listdir(tmp)] and os.rmdir(tmp))
+        count = os.path.join(tmp, "count")
+        s = self.open(srv, "/v2/models/s/infer", "100000 every 10 count %s" % count)
+        it = s.chunks()
+        self.assertEqual([next(it) for _ in range(3)], expected(3))
+        os.kill(gw, signal.SIGKILL)
+        list(it)
+        self.assertFalse(s.complete, "a stream cut by a dead gateway looked complete")
+        # Recovery of the gateway aborts the slot: the handler sees it gone.
+        wait_for(lambda: os.path.exists(count) and os.path.getsize(count) > 0, 10, what="the handler to stop")
+        with open(count) as f:
+            self.assertIn("cancelled=1", f.read())
+        wait_for(lambda: srv.gateways().get(0) not in (None, gw), 10, what="a new gateway")
+        wait_for(lambda: srv.http_status("/v2/health/ready") == 200, 10, what="ready again")
+        s = self.open(srv, "/v2/models/s/infer", "2")
+        self.assertEqual(s.body(), b"".join(expected(2)))
+        self.assertEqual(list(srv.workers("s")), [pid], "the worker was replaced instead of freed")
+
     def test_idle_stream_killed_with_error_event(self):
         srv = self.server(pools=stream_pool(workers=1, stream_idle_timeout="600ms"))
         pid = sorted(srv.workers("s"))[0]
