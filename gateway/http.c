@@ -85,7 +85,7 @@ static int early(struct gw_conn *c, unsigned status, const char *msg)
 
 static int too_large(struct gw_conn *c)
 {
-    if (c->route == GW_R_INFER && c->store_body && c->pool >= 0)
+    if (c->store_body && c->pool >= 0) /* store_body: an inference route (infer, generate) */
         gw_count(c->gw, (unsigned)c->pool, RM_OUT_TOO_LARGE);
     return early(c, 413, c->store_body ? "request body larger than the model's max_request_size"
                                        : "request body too large");
@@ -470,7 +470,8 @@ static int request_checked(struct gw *gw, struct gw_conn *c)
     bool big = chunked || (declared != UINT64_MAX && declared > c->body_limit) || expects_continue;
     if (has_body && big && !c->store_body &&
         (c->route == GW_R_NOT_FOUND ||
-         ((c->route == GW_R_INFER || c->route == GW_R_MODEL_META || c->route == GW_R_MODEL_READY) && c->pool < 0)))
+         ((c->route == GW_R_INFER || c->route == GW_R_GENERATE || c->route == GW_R_GENERATE_STREAM ||
+           c->route == GW_R_MODEL_META || c->route == GW_R_MODEL_READY) && c->pool < 0)))
         return early(c, 404, c->route == GW_R_NOT_FOUND ? "not found" : "unknown model");
     if (!chunked && declared != UINT64_MAX && declared > c->body_limit)
         return too_large(c);
