@@ -168,6 +168,23 @@ class StreamTest(StreamBase):
         self.metric(srv, "started", 2)
         self.metric(srv, "completed", 2)
 
+    def test_http10_client_gets_the_stream_until_close(self):
+        srv = self.server(pools=stream_pool())
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        self.addCleanup(sock.close)
+        sock.sendall(b"POST /v2/models/s/infer HTTP/1.0\r\nContent-Length: 8\r\n\r\n5 size 9")
+        data = b""
+        while True:
+            d = sock.recv(65536)
+            if not d:
+                break
+            data += d
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        self.assertNotIn(b"transfer-encoding", head.lower())
+        self.assertIn(b"connection: close", head.lower())
+        self.assertEqual(body, b"".join(expected(5, 9)))
+
     def test_first_chunk_before_the_last_is_made(self):
         srv = self.server(pools=stream_pool())
         s = self.open(srv, "/v2/models/s/infer", "3 every 1000")
