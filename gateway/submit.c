@@ -339,13 +339,16 @@ bool gw_stream_pump(struct gw *gw, struct gw_conn *c)
         c->stream_more = true;
         return false;
     }
-    size_t before = c->out.len;
+    const uint64_t before = c->srpos;
     enum rm_sread r = rm_stream_read(&gp->view, &c->ticket, &c->srpos, budget, sink, c);
     c->stream_more = r == RM_SREAD_MORE;
     switch (r) {
     case RM_SREAD_MORE:
     case RM_SREAD_EMPTY:
-        return c->out.len != before;
+        /* Records taken: the caller flushes and, with MORE, comes back
+         * (gw_conn_run) once the client took half; the worker wakes us
+         * only when we caught up (rm_stream_read's s_rwant). */
+        return c->srpos != before;
     case RM_SREAD_END: {
         struct rm_req_answer a;
         if (rm_req_poll(&gp->view, &c->ticket, gw->now, GW_STUCK_GRACE_NS, &a) != RM_POLL_DONE) {

@@ -185,6 +185,13 @@ struct rm_resp_meta {
     /* gateway: bumped (seq_cst) after each s_rpos store and when it
      * abandons the request; the worker FUTEX_WAITs on it */
     _Atomic uint32_t s_rseq;
+    uint32_t s_pad3;
+    /* gateway: the position it read up to when it found the queue empty,
+     * and at which it wants the next chunk to wake it (seq_cst: a Dekker
+     * pair with the worker's s_wpos store and s_rwant load; the worker
+     * writes the gateway's eventfd only when s_rwant is where its put
+     * began, so a gateway that is still reading is not woken per chunk) */
+    _Atomic uint64_t s_rwant;
 };
 #define RM_STREAM_STARTED 1u   /* s_flags: the first chunk was written */
 /* s_end */

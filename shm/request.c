@@ -122,6 +122,7 @@ enum rm_publish rm_req_publish(const struct rm_pool_view *v, uint32_t slot, cons
     atomic_store_explicit(&rm->s_wpos, 0, memory_order_relaxed);
     atomic_store_explicit(&rm->s_beat_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&rm->s_rpos, 0, memory_order_relaxed);
+    atomic_store_explicit(&rm->s_rwant, 0, memory_order_relaxed);
     m->req_len = (uint32_t)len;
     if (clen)
         memcpy(m->req_ctype, in->ctype, clen);

@@ -72,7 +72,9 @@ enum rm_emit rm_stream_put(struct rm_stream_w *s, unsigned status, const char *c
         return RM_EMIT_CANCELLED; /* not a position the gateway can have written */
     s->seen_rpos = r;
     const uint64_t maxpiece = s->cap / 2 - RM_REC_HDR;
+    const uint64_t began = s->wpos;
     const unsigned char *p = data;
+    s->wake = false;
     bool wrote = false, complete = false;
     for (;;) {
         const uint64_t rest = len - *done;
@@ -113,8 +115,13 @@ enum rm_emit rm_stream_put(struct rm_stream_w *s, unsigned status, const char *c
     if (wrote) {
         RM_CRASH_POINT();
         /* release: the records (and, the first time, status, ctype and
-         * STARTED) before the position; pairs with the gateway's acquire. */
-        atomic_store_explicit(&m->s_wpos, s->wpos, memory_order_release);
+         * STARTED) before the position; pairs with the gateway's acquire.
+         * seq_cst: a Dekker pair with the gateway's s_rwant store and
+         * s_wpos load (rm_stream_read): either it sees this position and
+         * reads on, or we see it waiting at the position this put began
+         * at, and wake it. */
+        atomic_store_explicit(&m->s_wpos, s->wpos, memory_order_seq_cst);
+        s->wake = atomic_load_explicit(&m->s_rwant, memory_order_seq_cst) == began;
         /* relaxed: a timestamp the master compares with its clock */
         atomic_store_explicit(&m->s_beat_ns, now_ns, memory_order_relaxed);
         RM_CRASH_POINT();
@@ -185,27 +192,42 @@ enum rm_sread rm_stream_read(const struct rm_pool_view *v, const struct rm_req_t
     struct rm_resp_meta *m = &v->resp_meta[t->slot];
     const unsigned char *area = rm_view_resp(v, t->slot);
     /* acquire: pairs with the worker's release store after the records */
-    const uint64_t w = atomic_load_explicit(&m->s_wpos, memory_order_acquire);
+    uint64_t w = atomic_load_explicit(&m->s_wpos, memory_order_acquire);
     uint64_t r = *rpos;
-    if (w < r || w - r > cap)
-        return RM_SREAD_CORRUPT;
     size_t given = 0;
-    while (r < w && given < budget) {
-        const uint64_t off = r % cap;
-        uint32_t hdr[2];
-        memcpy(hdr, area + off, sizeof hdr); /* read once: the values checked are the values used */
-        if (hdr[1] & RM_REC_WRAP) {
-            if (cap - off > w - r)
-                return RM_SREAD_CORRUPT;
-            r += cap - off;
-            continue;
-        }
-        const uint64_t need = RM_REC_HDR + ALIGN8(hdr[0]);
-        if (need > cap - off || need > w - r)
+    for (;;) {
+        if (w < r || w - r > cap)
             return RM_SREAD_CORRUPT;
-        sink(arg, area + off + RM_REC_HDR, hdr[0], !(hdr[1] & RM_REC_CONT));
-        r += need;
-        given += (size_t)need;
+        while (r < w && given < budget) {
+            const uint64_t off = r % cap;
+            uint32_t hdr[2];
+            memcpy(hdr, area + off, sizeof hdr); /* read once: the values checked are the values used */
+            if (hdr[1] & RM_REC_WRAP) {
+                if (cap - off > w - r)
+                    return RM_SREAD_CORRUPT;
+                r += cap - off;
+                continue;
+            }
+            const uint64_t need = RM_REC_HDR + ALIGN8(hdr[0]);
+            if (need > cap - off || need > w - r)
+                return RM_SREAD_CORRUPT;
+            sink(arg, area + off + RM_REC_HDR, hdr[0], !(hdr[1] & RM_REC_CONT));
+            r += need;
+            given += (size_t)need;
+        }
+        if (r < w || st != RM_SLOT_RUNNING)
+            break;
+        /* Caught up while the worker runs: ask to be woken by the next
+         * chunk, then look once more (seq_cst: the Dekker pair with the
+         * worker's s_wpos store and s_rwant load in rm_stream_put). The
+         * load is also the acquire for the records it covers. */
+        atomic_store_explicit(&m->s_rwant, r, memory_order_seq_cst);
+        const uint64_t w2 = atomic_load_explicit(&m->s_wpos, memory_order_seq_cst);
+        if (w2 == w)
+            break;
+        w = w2; /* a chunk came meanwhile: read it too (or say MORE) */
+        if (given >= budget)
+            break;
     }
     if (r != *rpos) {
         *rpos = r;

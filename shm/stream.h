@@ -46,6 +46,7 @@ struct rm_stream_w {
     uint64_t cap;
     uint64_t wpos;      /* private copy of what we published */
     uint64_t seen_rpos; /* s_rpos as the last put saw it (rm_stream_wait sleeps while it stays) */
+    bool wake;          /* the last put published a chunk the gateway waits for: write its eventfd */
     bool started;
 };
 

@@ -747,6 +747,41 @@ static void test_stream_wait_sleeps_until_the_gateway_reads_and_emit_sees_the_cl
     CU_ASSERT_EQUAL(state_of(0, t.slot), RM_SLOT_FREE);
 }
 
+/* The worker writes the gateway's eventfd only for a chunk the gateway
+ * waits for: the first, and the first after the gateway caught up. */
+static void test_stream_wakes_the_gateway_when_it_waits_and_only_then(void)
+{
+    setup(2, 4, 1);
+    struct rm_req_ticket t = submit(0, GW);
+    struct rm_req_job j = take(0, WK);
+    struct rm_stream_w sw;
+    rm_stream_w_init(&sw, &pv[0], WK, &j, T0);
+    size_t done = 0;
+    uint64_t rpos = 0;
+    struct got g = {0};
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "a", 1, &done, T0), RM_EMIT_OK);
+    CU_ASSERT_TRUE(sw.wake); /* the first chunk */
+    done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "b", 1, &done, T0), RM_EMIT_OK);
+    CU_ASSERT_FALSE(sw.wake); /* woken already, not read yet */
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1 << 20, got_sink, &g), RM_SREAD_EMPTY);
+    CU_ASSERT_EQUAL(g.len, 2);
+    done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "c", 1, &done, T0), RM_EMIT_OK);
+    CU_ASSERT_TRUE(sw.wake); /* the gateway caught up and waits */
+    done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "d", 1, &done, T0), RM_EMIT_OK);
+    CU_ASSERT_FALSE(sw.wake);
+    /* a read stopped by its budget (MORE) does not wait: no wake for it */
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1, got_sink, &g), RM_SREAD_MORE);
+    done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "e", 1, &done, T0), RM_EMIT_OK);
+    CU_ASSERT_FALSE(sw.wake);
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1 << 20, got_sink, &g), RM_SREAD_EMPTY);
+    CU_ASSERT_EQUAL(g.len, 5);
+    CU_ASSERT(memcmp(g.data, "abcde", 5) == 0);
+}
+
 static void test_dead_worker_before_first_chunk_is_rerun_after_it_ends_the_stream(void)
 {
     setup(3, 4, 1);
@@ -834,6 +869,7 @@ int main(void)
         RM_TEST(test_stream_queue_round_trip_through_wraps_and_split_chunks),
         RM_TEST(test_stream_queue_scribbled_by_the_worker_is_caught),
         RM_TEST(test_stream_wait_sleeps_until_the_gateway_reads_and_emit_sees_the_client_gone),
+        RM_TEST(test_stream_wakes_the_gateway_when_it_waits_and_only_then),
         RM_TEST(test_dead_worker_before_first_chunk_is_rerun_after_it_ends_the_stream),
         RM_TEST(test_dead_silent_or_overlong_stream_ends_504_with_its_reason),
         {0},

@@ -79,14 +79,13 @@ static int run_emit(const struct rm_request *req, const void *data, size_t len)
     size_t done = 0;
     for (;;) {
         uint64_t now = rm_now_ns();
-        size_t before = done;
         enum rm_emit e = rm_stream_put(&ru->sw, (unsigned)ru->resp->status, ru->resp->content_type, data, len,
                                        &done, now);
         if (e == RM_EMIT_CANCELLED) {
             ru->failed = true;
             return -1;
         }
-        if (e == RM_EMIT_OK || done != before)
+        if (ru->sw.wake) /* the gateway waits for this chunk (it is not reading already) */
             wake_gateway(ru->ctx, ru->gw);
         if (e == RM_EMIT_OK) {
             ru->chunks++;
