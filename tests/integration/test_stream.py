@@ -185,6 +185,23 @@ class StreamTest(StreamBase):
         self.assertIn(b"connection: close", head.lower())
         self.assertEqual(body, b"".join(expected(5, 9)))
 
+    def test_out_of_tree_c_handler_streams(self):
+        from harness import EXAMPLE_UPPER_SO
+        so = os.path.join(os.path.dirname(EXAMPLE_UPPER_SO), "example_stream.so")
+        if not os.path.exists(so):
+            self.skipTest("%s is not built" % so)
+        srv = self.server(pools={"s": {"handler": so, "workers": 1, "max_response_size": "4KiB"}})
+        s = self.open(srv, "/v2/models/s/infer", "chunks come in order")
+        self.assertEqual(s.head(), 200)
+        self.assertEqual(list(s.chunks()), [b"CHUNKS", b"COME", b"IN", b"ORDER"])
+        self.assertTrue(s.complete)
+        s = self.open(srv, "/v2/models/s/generate_stream", json.dumps({"a": 1}) + " ")
+        evs = list(s.events())
+        self.assertEqual(evs, [("message", '{"A":'), ("message", "1}")])
+        s = self.open(srv, "/v2/models/s/infer", "fail one two three four")
+        self.assertEqual(list(s.chunks()), [b"FAIL", b"ONE", b"TWO"])
+        self.assertFalse(s.complete)
+
     def test_first_chunk_before_the_last_is_made(self):
         srv = self.server(pools=stream_pool())
         s = self.open(srv, "/v2/models/s/infer", "3 every 1000")
