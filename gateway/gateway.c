@@ -454,7 +454,9 @@ struct rm_gw_limits rm_gw_limits_from(const struct rm_config *cfg)
 void gw_poll(struct gw *gw, int timeout_ms)
 {
     struct epoll_event evs[GW_MAX_EVENTS];
-    int n = epoll_wait(gw->epfd, evs, GW_MAX_EVENTS, timeout_ms);
+    /* Streams with records left for clients that can take them: look at
+     * the events, do not wait for one. */
+    int n = epoll_wait(gw->epfd, evs, GW_MAX_EVENTS, gw->stream_backlog ? 0 : timeout_ms);
     if (n < 0) {
         if (errno == EINTR)
             return;
@@ -486,8 +488,9 @@ void gw_poll(struct gw *gw, int timeout_ms)
             break;
         }
     }
-    if (gw->wake) {
+    if (gw->wake || gw->stream_backlog) {
         gw->wake = false;
+        gw->stream_backlog = false;
         gw_pending_scan(gw);
     }
 }

@@ -1065,6 +1065,7 @@ static void linger_read(struct gw *gw, struct gw_conn *c)
 
 void gw_conn_run(struct gw *gw, struct gw_conn *c)
 {
+    unsigned pumps = 0;
     while (c->fd >= 0) {
         if (c->broken) {
             gw_conn_close(gw, c);
@@ -1094,7 +1095,15 @@ void gw_conn_run(struct gw *gw, struct gw_conn *c)
         }
         if (c->phase == GW_WAIT && c->streaming && c->stream_more && out_pending < GW_STREAM_HIGH / 2) {
             /* The client took what it had: the records left wait for it
-             * (the worker waits for their room). */
+             * (the worker waits for their room). A fast client of a fast
+             * worker could keep this loop going for ever, the socket
+             * taking all the worker writes: after a few reads, the other
+             * connections' turn (and the tick's: the heartbeat); the loop
+             * comes back at once (gw_poll). */
+            if (pumps++ >= GW_STREAM_PUMPS) {
+                gw->stream_backlog = true;
+                return;
+            }
             if (gw_stream_pump(gw, c))
                 continue;
         }

@@ -63,6 +63,7 @@ enum { EVK_CONN = 0, EVK_LISTEN = 1, EVK_WAKE = 2, EVK_TIMER = 3, EVK_SIGNAL = 4
 #define GW_ERRMSG_MAX 1024                   /* handler message bytes put in a 500 */
 #define GW_STREAM_HIGH (64u * 1024u)         /* a stream's unsent output: read no more records past it */
 #define GW_GEN_MAX (64u * 1024u * 1024u)     /* generate: largest answer collected from a stream */
+#define GW_STREAM_PUMPS 4                    /* a stream's reads per gw_conn_run: then the others' turn */
 
 /* ------------------------------------------------------------------ buffer */
 
@@ -265,6 +266,7 @@ struct gw {
     uint64_t now;             /* CLOCK_MONOTONIC, refreshed per epoll batch */
     unsigned ticks;
     bool wake;                /* wake_fd fired: scan pending after this batch */
+    bool stream_backlog;      /* a stream stopped for fairness with records left: scan again at once */
 
     uint64_t header_timeout_ns;
     uint64_t idle_timeout_ns;
