@@ -58,6 +58,8 @@ static_assert(RM_MAX_GATEWAYS < RM_SHM_MAX_PROCS, "gateways fit the slot owner f
     X(SIZE, max_request_size,   "max_request_size",   "1MiB",   1, 1073741824)   \
     X(SIZE, max_response_size,  "max_response_size",  "1MiB",   1, 1073741824)   \
     X(DUR,  request_timeout,    "request_timeout",    "30s",    1, 86400000)     \
+    X(DUR,  stream_idle_timeout, "stream_idle_timeout", "10s",  1, 86400000)     \
+    X(DUR,  stream_timeout,     "stream_timeout",     "10m",  1, 86400000)     \
     X(DUR,  startup_timeout,    "startup_timeout",    "60s",    1, 86400000)     \
     X(UINT, max_attempts,       "max_attempts",       "2",      1, 100)          \
     X(UINT, max_requests,       "max_requests",       "0",      0, 4000000000u)  \

@@ -50,3 +50,11 @@ const char *rm_restart_reason_name(unsigned v) { return NAME_OF(restart_reasons,
 const char *rm_outcome_name(unsigned v) { return NAME_OF(outcomes, v); }
 const char *rm_slot_state_name(unsigned v) { return NAME_OF(slot_states, v); }
 const char *rm_code_name(unsigned v) { return NAME_OF(codes, v); }
+
+static const char *const stream_results[RM_STREAM_RESULTS] = {
+    [RM_STREAMS_STARTED] = "started",
+    [RM_STREAMS_COMPLETED] = "completed",
+    [RM_STREAMS_FAILED] = "failed",
+    [RM_STREAMS_CANCELLED] = "cancelled",
+};
+const char *rm_stream_result_name(unsigned v) { return NAME_OF(stream_results, v); }

@@ -15,6 +15,7 @@ const char *rm_role_name(unsigned role);             /* enum rm_role: "gateway" 
 const char *rm_restart_reason_name(unsigned reason); /* enum rm_restart_reason: "heartbeat" */
 const char *rm_outcome_name(unsigned outcome);       /* enum rm_outcome: "client_gone" */
 const char *rm_slot_state_name(unsigned state);      /* enum rm_slot_state: "running" */
-const char *rm_code_name(unsigned code);             /* enum rm_code: "503", "4xx" (any other 4xx) */
+const char *rm_code_name(unsigned code);
+const char *rm_stream_result_name(unsigned r);        /* enum rm_stream_result: "cancelled" */             /* enum rm_code: "503", "4xx" (any other 4xx) */
 
 #endif

@@ -47,6 +47,7 @@ static struct gw_conn *conn_alloc(struct gw *gw)
     c->fd = -1;
     c->body.account = &gw->body_bytes;
     c->out.account = &gw->body_bytes; /* unread answers count against the same cap */
+    c->coll.account = &gw->body_bytes; /* and streams collected for generate */
     c->idx = gw->nconns;
     gw->conns[gw->nconns++] = c;
     return c;

@@ -37,6 +37,8 @@ static void gw_cleanup(struct gw *gw)
             gw_conn_close(gw, c);
         gw_buf_free(&c->out);
         gw_buf_free(&c->body);
+        gw_stream_free(gw, c);
+        gw_buf_free(&c->coll);
         free(c);
     }
     free(gw->conns);
@@ -452,7 +454,9 @@ struct rm_gw_limits rm_gw_limits_from(const struct rm_config *cfg)
 void gw_poll(struct gw *gw, int timeout_ms)
 {
     struct epoll_event evs[GW_MAX_EVENTS];
-    int n = epoll_wait(gw->epfd, evs, GW_MAX_EVENTS, timeout_ms);
+    /* Streams with records left for clients that can take them: look at
+     * the events, do not wait for one. */
+    int n = epoll_wait(gw->epfd, evs, GW_MAX_EVENTS, gw->stream_backlog ? 0 : timeout_ms);
     if (n < 0) {
         if (errno == EINTR)
             return;
@@ -484,8 +488,9 @@ void gw_poll(struct gw *gw, int timeout_ms)
             break;
         }
     }
-    if (gw->wake) {
+    if (gw->wake || gw->stream_backlog) {
         gw->wake = false;
+        gw->stream_backlog = false;
         gw_pending_scan(gw);
     }
 }

@@ -85,7 +85,7 @@ static int early(struct gw_conn *c, unsigned status, const char *msg)
 
 static int too_large(struct gw_conn *c)
 {
-    if (c->route == GW_R_INFER && c->store_body && c->pool >= 0)
+    if (c->store_body && c->pool >= 0) /* store_body: an inference route (infer, generate) */
         gw_count(c->gw, (unsigned)c->pool, RM_OUT_TOO_LARGE);
     return early(c, 413, c->store_body ? "request body larger than the model's max_request_size"
                                        : "request body too large");
@@ -470,7 +470,8 @@ static int request_checked(struct gw *gw, struct gw_conn *c)
     bool big = chunked || (declared != UINT64_MAX && declared > c->body_limit) || expects_continue;
     if (has_body && big && !c->store_body &&
         (c->route == GW_R_NOT_FOUND ||
-         ((c->route == GW_R_INFER || c->route == GW_R_MODEL_META || c->route == GW_R_MODEL_READY) && c->pool < 0)))
+         ((c->route == GW_R_INFER || c->route == GW_R_GENERATE || c->route == GW_R_GENERATE_STREAM ||
+           c->route == GW_R_MODEL_META || c->route == GW_R_MODEL_READY) && c->pool < 0)))
         return early(c, 404, c->route == GW_R_NOT_FOUND ? "not found" : "unknown model");
     if (!chunked && declared != UINT64_MAX && declared > c->body_limit)
         return too_large(c);
@@ -650,6 +651,9 @@ static void access_line(struct gw *gw, const struct gw_conn *c, unsigned status,
     }
 }
 
+static void answer_queued(struct gw *gw, struct gw_conn *c, unsigned status, size_t len, bool keep);
+static void budget_check(struct gw *gw, struct gw_conn *c);
+
 void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *ctype,
                 const void *body, size_t len, const char *extra)
 {
@@ -694,18 +698,15 @@ void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *c
         else
             gw_buf_put(o, body, len);
     }
-    if (gw->body_bytes > GW_BODY_BUDGET && o->len - c->out_off > GW_BUF_KEEP) {
-        /* This client has not read what it was sent and the gateway's
-         * memory cap is reached: it loses its connection, nobody else
-         * loses anything. */
-        if (gw->now - gw->budget_log_ns > 1000000000u) {
-            rm_warn("closing a client (%s) that does not read its answers: %zu MiB of answers are waiting "
-                    "(cap %u MiB per gateway)", c->peer[0] ? c->peer : "?", gw->body_bytes >> 20,
-                    GW_BODY_BUDGET >> 20);
-            gw->budget_log_ns = gw->now;
-        }
-        c->broken = true;
-    }
+    answer_queued(gw, c, status, len, keep);
+}
+
+/* An answer's bytes are queued (whole, or a stream's last): enforce the
+ * memory cap, log it, and move the connection on. */
+static void answer_queued(struct gw *gw, struct gw_conn *c, unsigned status, size_t len, bool keep)
+{
+    struct gw_buf *o = &c->out;
+    budget_check(gw, c);
     if (o->oom) {
         gw_buf_reset(o, 0);
         c->out_off = 0;
@@ -724,6 +725,143 @@ void gw_respond(struct gw *gw, struct gw_conn *c, unsigned status, const char *c
     c->phase = GW_IDLE;
     c->phase_start_ns = gw->now;
     llhttp_resume(&c->parser);
+}
+
+/* The gateway's memory cap on unsent answers: past it, a client that does
+ * not read loses its connection. */
+static void budget_check(struct gw *gw, struct gw_conn *c)
+{
+    struct gw_buf *o = &c->out;
+    if (gw->body_bytes > GW_BODY_BUDGET && o->len - c->out_off > GW_BUF_KEEP) {
+        /* This client has not read what it was sent and the gateway's
+         * memory cap is reached: it loses its connection, nobody else
+         * loses anything. */
+        if (gw->now - gw->budget_log_ns > 1000000000u) {
+            rm_warn("closing a client (%s) that does not read its answers: %zu MiB of answers are waiting "
+                    "(cap %u MiB per gateway)", c->peer[0] ? c->peer : "?", gw->body_bytes >> 20,
+                    GW_BODY_BUDGET >> 20);
+            gw->budget_log_ns = gw->now;
+        }
+        c->broken = true;
+    }
+}
+
+/* ------------------------------------------------------------------ streams */
+
+void gw_stream_head(struct gw *gw, struct gw_conn *c, unsigned status, const char *ctype)
+{
+    gw_count_answer(gw, c, status);
+    /* HTTP/1.0 has no chunked coding: the body ends with the connection. */
+    c->s_raw = c->parser.http_major == 1 && c->parser.http_minor == 0;
+    if (c->s_raw)
+        c->keepalive = false;
+    bool keep = conn_keep(gw, c);
+    struct gw_buf *o = &c->out;
+    if (c->out_off == o->len) {
+        o->len = 0;
+        c->out_off = 0;
+        c->last_write_ns = gw->now;
+    }
+    char line[64];
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %u ", status);
+    gw_buf_put(o, line, (size_t)n);
+    gw_buf_puts(o, reason_phrase(status));
+    gw_buf_put(o, "\r\nDate: ", 8);
+    gw_buf_puts(o, gw_http_date(gw));
+    gw_buf_put(o, "\r\nContent-Type: ", 16);
+    gw_buf_puts(o, c->smode == GW_SM_SSE ? "text/event-stream" : ctype);
+    if (c->smode == GW_SM_SSE)
+        gw_buf_puts(o, "\r\nCache-Control: no-cache");
+    if (!c->s_raw)
+        gw_buf_puts(o, "\r\nTransfer-Encoding: chunked");
+    gw_buf_puts(o, keep ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\nConnection: close\r\n\r\n");
+    c->sse_mid = false;
+    c->sstatus = status;
+    c->sbytes = 0;
+}
+
+/* One HTTP chunk (or raw bytes for HTTP/1.0) of n bytes from up to two
+ * parts. */
+static void put_chunk(struct gw_conn *c, const void *a, size_t an, const void *b, size_t bn)
+{
+    size_t n = an + bn;
+    c->sbytes += n;
+    if (n == 0)
+        return; /* a zero-length chunk would end the body */
+    if (!c->s_raw) {
+        char hex[24];
+        int h = snprintf(hex, sizeof hex, "%zx\r\n", n);
+        gw_buf_put(&c->out, hex, (size_t)h);
+    }
+    gw_buf_put(&c->out, a, an);
+    gw_buf_put(&c->out, b, bn);
+    if (!c->s_raw)
+        gw_buf_put(&c->out, "\r\n", 2);
+}
+
+void gw_stream_piece(struct gw *gw, struct gw_conn *c, const unsigned char *data, size_t len, bool chunk_end)
+{
+    if (c->smode == GW_SM_CHUNKED) {
+        put_chunk(c, data, len, NULL, 0);
+    } else {
+        /* SSE: "data: " before each line of the chunk, a blank line after
+         * it (the event's end). A CR is dropped: lines end in LF. */
+        struct gw_buf *e = &gw->scratch;
+        e->len = 0;
+        e->oom = false;
+        if (!c->sse_mid)
+            gw_buf_put(e, "data: ", 6);
+        size_t from = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (data[i] != '\n' && data[i] != '\r')
+                continue;
+            gw_buf_put(e, data + from, i - from);
+            if (data[i] == '\n')
+                gw_buf_put(e, "\ndata: ", 7);
+            from = i + 1;
+        }
+        gw_buf_put(e, data + from, len - from);
+        if (chunk_end)
+            gw_buf_put(e, "\n\n", 2);
+        c->sse_mid = !chunk_end;
+        if (e->oom)
+            c->out.oom = true;
+        else
+            put_chunk(c, e->data, e->len, NULL, 0);
+        e->len = 0;
+    }
+    budget_check(gw, c);
+}
+
+void gw_stream_end(struct gw *gw, struct gw_conn *c, const char *err)
+{
+    bool keep = conn_keep(gw, c);
+    if (err && c->smode == GW_SM_SSE) {
+        /* The reason, as an event of its own after whatever chunk was cut. */
+        struct gw_buf *e = &gw->scratch;
+        e->len = 0;
+        e->oom = false;
+        if (c->sse_mid)
+            gw_buf_put(e, "\n\n", 2);
+        gw_buf_puts(e, "event: error\ndata: {\"error\":\"");
+        gw_json_escape(e, err, strlen(err));
+        gw_buf_puts(e, "\"}\n\n");
+        if (e->oom)
+            c->out.oom = true;
+        else
+            put_chunk(c, e->data, e->len, NULL, 0);
+        e->len = 0;
+    }
+    if (err && c->smode == GW_SM_CHUNKED) {
+        /* No last chunk: the client sees the body cut short, never a
+         * complete-looking answer. The connection cannot go on. */
+        keep = false;
+    } else if (!c->s_raw) {
+        gw_buf_put(&c->out, "0\r\n\r\n", 5);
+    }
+    if (c->s_raw)
+        keep = false;
+    answer_queued(gw, c, c->sstatus, (size_t)c->sbytes, keep);
 }
 
 void gw_respond_error(struct gw *gw, struct gw_conn *c, unsigned status,
@@ -927,6 +1065,7 @@ static void linger_read(struct gw *gw, struct gw_conn *c)
 
 void gw_conn_run(struct gw *gw, struct gw_conn *c)
 {
+    unsigned pumps = 0;
     while (c->fd >= 0) {
         if (c->broken) {
             gw_conn_close(gw, c);
@@ -953,6 +1092,20 @@ void gw_conn_run(struct gw *gw, struct gw_conn *c)
             else if (!c->writable)
                 return;  /* EPOLLOUT continues */
             continue;
+        }
+        if (c->phase == GW_WAIT && c->streaming && c->stream_more && out_pending < GW_STREAM_HIGH / 2) {
+            /* The client took what it had: the records left wait for it
+             * (the worker waits for their room). A fast client of a fast
+             * worker could keep this loop going for ever, the socket
+             * taking all the worker writes: after a few reads, the other
+             * connections' turn (and the tick's: the heartbeat); the loop
+             * comes back at once (gw_poll). */
+            if (pumps++ >= GW_STREAM_PUMPS) {
+                gw->stream_backlog = true;
+                return;
+            }
+            if (gw_stream_pump(gw, c))
+                continue;
         }
         if (c->phase == GW_WAIT) {
             /* Only watch for the client going away (pipelined bytes wait).

@@ -61,6 +61,9 @@ enum { EVK_CONN = 0, EVK_LISTEN = 1, EVK_WAKE = 2, EVK_TIMER = 3, EVK_SIGNAL = 4
 #define GW_OVERFLOW_CONNS 64                 /* over max_connections: answered (health, or 503), then closed */
 #define GW_ACCEPT_BURST 64
 #define GW_ERRMSG_MAX 1024                   /* handler message bytes put in a 500 */
+#define GW_STREAM_HIGH (64u * 1024u)         /* a stream's unsent output: read no more records past it */
+#define GW_GEN_MAX (64u * 1024u * 1024u)     /* generate: largest answer collected from a stream */
+#define GW_STREAM_PUMPS 4                    /* a stream's reads per gw_conn_run: then the others' turn */
 
 /* ------------------------------------------------------------------ buffer */
 
@@ -116,6 +119,15 @@ enum gw_route {
     GW_R_MODEL_META,
     GW_R_MODEL_READY,
     GW_R_INFER,
+    GW_R_GENERATE,         /* Triton generate extension: JSON in, one JSON answer */
+    GW_R_GENERATE_STREAM,  /* the same as server-sent events, one per chunk */
+};
+
+/* How a streamed answer goes to the client (docs/streaming.md). */
+enum gw_smode {
+    GW_SM_CHUNKED = 0,  /* /infer: Transfer-Encoding: chunked, a chunk per record */
+    GW_SM_SSE,          /* generate_stream: text/event-stream, a data: event per chunk */
+    GW_SM_COLLECT,      /* generate: collected, answered as one JSON object */
 };
 
 struct gw;
@@ -195,6 +207,20 @@ struct gw_conn {
 
     /* the pending request (phase GW_WAIT) */
     struct rm_req_ticket ticket;
+    /* its stream, once the first chunk came (submit.c) */
+    bool streaming;           /* headers sent (or collecting): the answer is the stream's */
+    bool stream_more;         /* records left in the queue while the output was full */
+    bool sse_mid;             /* an SSE event is open (its chunk's later pieces follow) */
+    bool s_raw;               /* HTTP/1.0 client: no chunked coding, the body ends with the connection */
+    enum gw_smode smode;
+    uint64_t srpos;           /* our private read position in the slot's queue */
+    uint64_t schunks;         /* chunks delivered */
+    unsigned sstatus;         /* the stream's status (access log) */
+    uint64_t sbytes;          /* body bytes sent, framing excluded (access log) */
+    struct gw_buf coll;       /* generate: the chunks, concatenated */
+    size_t coll_start;        /* where the current chunk began in coll */
+    void *genj;               /* generate: the chunks merged (json_t *), NULL once one was not an object */
+    bool gen_plain;           /* a chunk was not a JSON object: answer coll as it is */
 
     struct gw_conn *next, *prev;    /* gw->active */
     struct gw_conn *pnext, *pprev;  /* gw->pending */
@@ -240,6 +266,7 @@ struct gw {
     uint64_t now;             /* CLOCK_MONOTONIC, refreshed per epoll batch */
     unsigned ticks;
     bool wake;                /* wake_fd fired: scan pending after this batch */
+    bool stream_backlog;      /* a stream stopped for fairness with records left: scan again at once */
 
     uint64_t header_timeout_ns;
     uint64_t idle_timeout_ns;
@@ -302,6 +329,15 @@ void gw_respond_error(struct gw *gw, struct gw_conn *c, unsigned status,
                       const char *msg, size_t msglen, const char *allow);
 void gw_respond_error_s(struct gw *gw, struct gw_conn *c, unsigned status, const char *msg);
 
+/* Streams (http.c): the headers with the first chunk (status, type; the
+ * framing is c->smode's), one piece of a chunk, and the end (err NULL:
+ * completed; else the reason it failed, as an SSE error event, or a
+ * chunked body left unterminated). gw_stream_end then moves the
+ * connection on like gw_respond. */
+void gw_stream_head(struct gw *gw, struct gw_conn *c, unsigned status, const char *ctype);
+void gw_stream_piece(struct gw *gw, struct gw_conn *c, const unsigned char *data, size_t len, bool chunk_end);
+void gw_stream_end(struct gw *gw, struct gw_conn *c, const char *err);
+
 /* routes.c */
 void gw_route_classify(struct gw *gw, struct gw_conn *c);
 void gw_dispatch(struct gw *gw, struct gw_conn *c);
@@ -329,9 +365,15 @@ void gw_pending_abandon(struct gw *gw, struct gw_conn *c);
 /* The pool's memory is being rebuilt (heal): answer every request of it
  * that waits with 502, touching none of its slots. */
 void gw_pending_fail_pool(struct gw *gw, unsigned pool);
+/* Read more of c's stream into its output (after the client took some).
+ * True if anything was queued or the request ended. */
+bool gw_stream_pump(struct gw *gw, struct gw_conn *c);
+/* Forget c's generate buffers (request ended or connection closed). */
+void gw_stream_free(struct gw *gw, struct gw_conn *c);
 
 /* stats.c */
 void gw_count(struct gw *gw, unsigned pool, enum rm_outcome o);
+void gw_count_stream(struct gw *gw, unsigned pool, enum rm_stream_result r);
 /* An answer with this status was queued on c: counted in c's pool if it
  * answers that pool's inference endpoint, else in RM_GW_SERVER's block. */
 void gw_count_answer(struct gw *gw, const struct gw_conn *c, unsigned status);

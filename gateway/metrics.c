@@ -24,6 +24,7 @@ struct pool_sums {
     uint64_t wait_hist[RM_HIST_BUCKETS + 1];
     uint64_t wait_sum_us;
     uint64_t codes[RM_CODE_N];
+    uint64_t streams[RM_STREAM_RESULTS];
 };
 
 /* Label value: backslash, double quote and newline escaped. */
@@ -117,6 +118,8 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
             s->wait_sum_us += atomic_load_explicit(&st->wait_sum_us, memory_order_relaxed);
             for (unsigned code = 0; code < RM_CODE_N; code++)
                 s->codes[code] += atomic_load_explicit(&st->codes[code], memory_order_relaxed);
+            for (unsigned r = 0; r < RM_STREAM_RESULTS; r++)
+                s->streams[r] += atomic_load_explicit(&st->streams[r], memory_order_relaxed);
         }
     }
     uint64_t other[RM_CODE_N] = {0};
@@ -148,6 +151,17 @@ void gw_metrics_render(struct gw *gw, struct gw_buf *b)
         for (unsigned o = 0; o < RM_OUT_N; o++) {
             series(b, "ringmaster_requests_total", gw->pools[pools[k]].name, "outcome", rm_outcome_name(o));
             gw_buf_put_u64(b, sums[pools[k]].outcomes[o]);
+            gw_buf_put(b, "\n", 1);
+        }
+
+    family(b, "ringmaster_streams_total", "counter",
+           "Streamed answers by model pool: started (the first chunk went out), then completed, failed "
+           "(worker died, silent past stream_idle_timeout, past stream_timeout, handler error) or cancelled "
+           "(the client went away).");
+    for (unsigned k = 0; k < np; k++)
+        for (unsigned r = 0; r < RM_STREAM_RESULTS; r++) {
+            series(b, "ringmaster_streams_total", gw->pools[pools[k]].name, "result", rm_stream_result_name(r));
+            gw_buf_put_u64(b, sums[pools[k]].streams[r]);
             gw_buf_put(b, "\n", 1);
         }
 

@@ -6,6 +6,7 @@
  */
 #include <config.h> /* autoconf: PACKAGE_VERSION */
 
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,10 +65,15 @@ void gw_route_classify(struct gw *gw, struct gw_conn *c)
             c->route = GW_R_MODEL_READY;
         else if (path_is(suffix, slen, "/infer"))
             c->route = GW_R_INFER;
+        else if (path_is(suffix, slen, "/generate"))
+            c->route = GW_R_GENERATE;
+        else if (path_is(suffix, slen, "/generate_stream"))
+            c->route = GW_R_GENERATE_STREAM;
         else
             return;
         c->pool = gw_pool_find(gw, name, nlen);
-        if (c->route == GW_R_INFER && c->pool >= 0 && c->method == HTTP_POST) {
+        bool inference = c->route == GW_R_INFER || c->route == GW_R_GENERATE || c->route == GW_R_GENERATE_STREAM;
+        if (inference && c->pool >= 0 && c->method == HTTP_POST) {
             c->store_body = true;
             c->body_limit = gw->pools[c->pool].view.max_req; /* private copy (found pools are valid) */
         }
@@ -177,6 +183,28 @@ static void answer_metrics(struct gw *gw, struct gw_conn *c)
     gw_respond(gw, c, 200, "text/plain; version=0.0.4; charset=utf-8", b->data, b->len, NULL);
 }
 
+/* The generate extension takes a JSON object (its text_input and
+ * parameters are the model's business). Anything else: 400, in JSON. */
+static bool generate_input_ok(struct gw *gw, struct gw_conn *c)
+{
+    if (c->body.oom || c->body.len > gw->pools[c->pool].view.max_req)
+        return true; /* gw_submit answers 503 / 413 */
+    json_error_t je;
+    json_t *j = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, &je);
+    bool ok = json_is_object(j), parsed = j != NULL;
+    json_decref(j);
+    if (ok)
+        return true;
+    char msg[256];
+    if (parsed)
+        snprintf(msg, sizeof msg, "generate: the request body must be a JSON object");
+    else
+        snprintf(msg, sizeof msg, "generate: the request body is not JSON: %s (line %d, column %d)", je.text,
+                 je.line, je.column);
+    gw_respond_error_s(gw, c, 400, msg);
+    return false;
+}
+
 void gw_dispatch(struct gw *gw, struct gw_conn *c)
 {
     bool get = c->method == HTTP_GET || c->method == HTTP_HEAD;
@@ -193,10 +221,14 @@ void gw_dispatch(struct gw *gw, struct gw_conn *c)
         gw_respond_error_s(gw, c, 404, "not found");
         return;
     case GW_R_INFER:
+    case GW_R_GENERATE:
+    case GW_R_GENERATE_STREAM:
         if (c->pool < 0)
             gw_respond_error_s(gw, c, 404, "unknown model");
         else if (c->method != HTTP_POST)
             gw_respond_error(gw, c, 405, "method not allowed", 18, "POST");
+        else if (c->route != GW_R_INFER && !generate_input_ok(gw, c))
+            return; /* answered 400 */
         else
             gw_submit(gw, c);
         return;

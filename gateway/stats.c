@@ -23,6 +23,13 @@ void gw_count(struct gw *gw, unsigned pool, enum rm_outcome o)
     bump(&st->outcomes[o], 1);
 }
 
+void gw_count_stream(struct gw *gw, unsigned pool, enum rm_stream_result r)
+{
+    if (pool >= RM_SHM_MAX_POOLS || (unsigned)r >= RM_STREAM_RESULTS)
+        return;
+    bump(&rm_seg_gw_stats(gw->seg, gw->index, pool)->streams[r], 1);
+}
+
 void gw_count_status(struct gw *gw, unsigned block, unsigned status)
 {
     if (block >= RM_GW_BLOCKS)
@@ -35,7 +42,8 @@ void gw_count_answer(struct gw *gw, const struct gw_conn *c, unsigned status)
     /* A pool's counters get the answers to its inference endpoint; c->pool
      * is the gateway's own index of a pool it found by name (never read
      * from shared memory), and still checked. */
-    bool pool = c->route == GW_R_INFER && c->pool >= 0 && (unsigned)c->pool < RM_SHM_MAX_POOLS;
+    bool pool = (c->route == GW_R_INFER || c->route == GW_R_GENERATE || c->route == GW_R_GENERATE_STREAM) &&
+                c->pool >= 0 && (unsigned)c->pool < RM_SHM_MAX_POOLS;
     gw_count_status(gw, pool ? (unsigned)c->pool : RM_GW_SERVER, status);
 }
 

@@ -35,12 +35,13 @@ extern "C" {
 #endif
 
 /*
- * ABI versions: 2 (this header) added, at the end of the structs,
+ * ABI versions: 3 (this header) added, at the end of struct rm_request,
+ * emit(), cancelled() and a private pointer: streaming answers. 2 added, at the end of the structs,
  * rm_handler_config.config_dir and .log, rm_handler.atfork and .keys. A handler
  * built against version 1 still loads: ringmaster reads only the fields
  * version 1 had from its descriptor.
  */
-#define RM_HANDLER_ABI_VERSION 2u
+#define RM_HANDLER_ABI_VERSION 3u
 #define RM_HANDLER_ABI_MIN 1u
 #define RM_HANDLER_SYMBOL "ringmaster_handler"
 
@@ -87,6 +88,25 @@ struct rm_request {
     unsigned attempt;          /* 1 on the first run, 2.. on re-runs */
     uint64_t deadline_ns;      /* CLOCK_MONOTONIC deadline of the request */
     const char *pool;
+    /*
+     * ABI 3: streaming (docs/streaming.md). emit() sends one chunk of the
+     * answer to the client now, while process() goes on. The first emit
+     * sends the status and content type that resp holds at that moment;
+     * after it, resp's body is no longer used (the answer area carries the
+     * chunks) and process() returns 0 to end the stream well, or < 0 to
+     * end it with an error the client sees (an SSE error event, or a
+     * chunked body cut short). A chunk may be up to max_response_size; the
+     * stream is not limited. emit() blocks while the client reads slower
+     * than the handler writes (the worker heart-beats meanwhile). Returns
+     * 0, or -1 when the client is gone (cancelled) or the stream failed:
+     * stop and return. cancelled() says the same without emitting: 1 when
+     * the client went away. Both are for use inside process() only, on
+     * the req given to it. ringmaster fills these for every handler; a
+     * handler built against ABI 1 or 2 never sees them.
+     */
+    int (*emit)(const struct rm_request *req, const void *data, size_t len);
+    int (*cancelled)(const struct rm_request *req);
+    void *priv;                /* ringmaster's: do not touch */
 };
 
 #define RM_CONTENT_TYPE_MAX 128

@@ -44,7 +44,7 @@
 #define RM_CACHELINE 64
 #define RM_SHM_MAGIC "RNGMSTR\0"
 #define RM_SHM_MAGIC_LEN 8
-#define RM_SHM_LAYOUT_VERSION 7u
+#define RM_SHM_LAYOUT_VERSION 8u
 #define RM_PAGE 4096u
 
 #define RM_SHM_MAX_POOLS 32
@@ -148,15 +148,61 @@ struct rm_req_meta {
 
 /* Answer meta (W area): written by the worker while RUNNING, by the master
  * while it recovers a slot whose worker is dead, and reset by the gateway
- * while FILLING. */
+ * while FILLING.
+ *
+ * Streaming (docs/streaming.md): a handler that emits chunks turns the
+ * slot's answer area into a single-producer single-consumer queue of
+ * records (shm/stream.c). Producer: the worker that owns the RUNNING slot;
+ * consumer: the gateway whose request it is. Positions are byte counters
+ * that only grow; a record starts at pos % cap, where cap is the reader's
+ * private answer stride. The s_ fields, by writer: */
 struct rm_resp_meta {
     uint64_t run_start_ns;  /* worker: when it went RUNNING */
     uint64_t run_end_ns;
     uint32_t resp_len;
-    uint16_t resp_status;   /* HTTP status from the handler */
+    uint16_t resp_status;   /* HTTP status from the handler (a stream's: at its first emit) */
     uint16_t error;         /* nonzero: answer is an error with this HTTP status */
     char resp_ctype[RM_SHM_CTYPE];
+    /* worker (RUNNING; reset by the gateway while FILLING): RM_STREAM_*
+     * flags; STARTED is stored (relaxed) before the first release store of
+     * s_wpos, so a reader that sees s_wpos > 0 sees it, status and ctype. */
+    _Atomic uint32_t s_flags;
+    /* master, while it recovers a dead worker's started stream
+     * (RM_STREAM_END_*): why the stream ended; published by its CAS to DONE */
+    uint16_t s_end;
+    uint16_t s_pad;
+    /* worker: 1 while it sleeps on s_rseq waiting for room (seq_cst: pairs
+     * with the gateway's seq_cst load after its s_rseq bump, a Dekker pair) */
+    _Atomic uint32_t s_waiting;
+    uint32_t s_pad2;
+    /* worker: bytes written; release store after the records it covers
+     * (pairs with the gateway's acquire load) */
+    _Atomic uint64_t s_wpos;
+    /* worker, relaxed: CLOCK_MONOTONIC of its last emit or wait for room;
+     * the master's stream_idle_timeout check compares it with its clock */
+    _Atomic uint64_t s_beat_ns;
+    /* gateway (the request's): bytes consumed; release store after it
+     * copied the records out (pairs with the worker's acquire load before it
+     * reuses their space). Its own line: the other writer's. */
+    alignas(RM_CACHELINE) _Atomic uint64_t s_rpos;
+    /* gateway: bumped (seq_cst) after each s_rpos store and when it
+     * abandons the request; the worker FUTEX_WAITs on it */
+    _Atomic uint32_t s_rseq;
+    uint32_t s_pad3;
+    /* gateway: the position it read up to when it found the queue empty,
+     * and at which it wants the next chunk to wake it (seq_cst: a Dekker
+     * pair with the worker's s_wpos store and s_rwant load; the worker
+     * writes the gateway's eventfd only when s_rwant is where its put
+     * began, so a gateway that is still reading is not woken per chunk) */
+    _Atomic uint64_t s_rwant;
 };
+#define RM_STREAM_STARTED 1u   /* s_flags: the first chunk was written */
+/* s_end */
+#define RM_STREAM_END_NONE 0u
+#define RM_STREAM_END_CRASHED 1u  /* the worker died mid-stream */
+#define RM_STREAM_END_IDLE 2u     /* killed: silent past stream_idle_timeout */
+#define RM_STREAM_END_CAP 3u      /* killed: past stream_timeout */
+static_assert(offsetof(struct rm_resp_meta, s_rpos) % RM_CACHELINE == 0, "consumer fields on their own line");
 
 /* A pool's doorbell (W area): producers bump, sleepers FUTEX_WAIT on it
  * (doorbell.c). */
@@ -204,6 +250,8 @@ struct rm_shm_pool {
      * memory access. */
     _Atomic uint32_t max_attempts;
     _Atomic uint64_t request_timeout_ns;
+    _Atomic uint64_t stream_idle_ns;     /* stream_idle_timeout: a stream's longest silence */
+    _Atomic uint64_t stream_timeout_ns;  /* stream_timeout: a stream's overall cap, from accept */
     /* Written by the master at run time. */
     _Atomic uint32_t failed;    /* 1: handler init failed permanently */
     /* Workers of the pool by state, as the master sees them (its own
@@ -322,6 +370,14 @@ enum rm_code {
     RM_CODE_N
 };
 
+enum rm_stream_result {
+    RM_STREAMS_STARTED = 0,
+    RM_STREAMS_COMPLETED,
+    RM_STREAMS_FAILED,     /* worker died, killed idle or over its cap, handler error, corrupt queue */
+    RM_STREAMS_CANCELLED,  /* the client went away mid-stream */
+    RM_STREAM_RESULTS
+};
+
 /* Counters of one gateway for one pool (or, in block RM_GW_SERVER, for the
  * answers that belong to no pool: only codes[] is used there). Single
  * writer: that gateway (relaxed stores; readers sum them, tolerate slightly
@@ -340,6 +396,9 @@ struct rm_gw_stats {
      * in RM_GW_SERVER's, every other answer: health, metadata, /metrics,
      * unknown paths and models, malformed requests, too many connections. */
     _Atomic uint64_t codes[RM_CODE_N];
+    /* Streamed answers (enum rm_stream_result): started when the first
+     * chunk's headers were queued, then exactly one of the others. */
+    _Atomic uint64_t streams[RM_STREAM_RESULTS];
 };
 /* A gateway's blocks in the gw memfd: one per pool, then the server's. */
 #define RM_GW_SERVER RM_SHM_MAX_POOLS

@@ -66,7 +66,27 @@ static void recover_running(struct rm_seg *seg, const struct rm_pool_view *v, ui
             continue;
         }
         unsigned status = 0;
-        if (now_ns >= rq->deadline_ns)
+        /* A stream whose first chunk was written is never re-run: its
+         * client may have it already. It ends DONE with an error, after the
+         * chunks written so far (the gateway delivers them first). Why it
+         * ended: the dead worker's last beat and the pool's stream limits.
+         * acquire: pairs with the worker's release store (it is reaped). */
+        uint64_t wpos = atomic_load_explicit(&m->s_wpos, memory_order_acquire);
+        uint16_t end = RM_STREAM_END_NONE;
+        if (wpos > 0) {
+            /* relaxed: policy values and a timestamp, compared only */
+            uint64_t cap = atomic_load_explicit(&v->desc->stream_timeout_ns, memory_order_relaxed);
+            uint64_t idle = atomic_load_explicit(&v->desc->stream_idle_ns, memory_order_relaxed);
+            uint64_t beat = atomic_load_explicit(&m->s_beat_ns, memory_order_relaxed);
+            uint64_t acc = rq->accept_ns;
+            if (cap && now_ns > acc && now_ns - acc >= cap)
+                end = RM_STREAM_END_CAP;
+            else if (idle && now_ns > beat && now_ns - beat >= idle)
+                end = RM_STREAM_END_IDLE;
+            else
+                end = RM_STREAM_END_CRASHED;
+            status = end == RM_STREAM_END_CRASHED ? 502 : 504;
+        } else if (now_ns >= rq->deadline_ns)
             status = 504;
         /* relaxed: a reload may change it; one value, nothing rides on it */
         else if (RM_SLOT_ATTEMPTS(w) >= atomic_load_explicit(&v->desc->max_attempts, memory_order_relaxed))
@@ -75,6 +95,7 @@ static void recover_running(struct rm_seg *seg, const struct rm_pool_view *v, ui
             /* The owner is dead, so the master owns the run phase's fields
              * now; the CAS's release publishes them to the gateway. */
             m->error = (uint16_t)status;
+            m->s_end = end;
             m->resp_len = 0;
             m->run_end_ns = now_ns;
             if (rm_slot_cas(word, &w, RM_SLOT_DONE, 0) == 1) {

@@ -115,6 +115,14 @@ enum rm_publish rm_req_publish(const struct rm_pool_view *v, uint32_t slot, cons
     rm->resp_status = 0;
     rm->error = 0;
     rm->resp_ctype[0] = '\0';
+    /* The stream fields (layout.h): relaxed, published by the QUEUED CAS. */
+    atomic_store_explicit(&rm->s_flags, 0, memory_order_relaxed);
+    rm->s_end = RM_STREAM_END_NONE;
+    atomic_store_explicit(&rm->s_waiting, 0, memory_order_relaxed);
+    atomic_store_explicit(&rm->s_wpos, 0, memory_order_relaxed);
+    atomic_store_explicit(&rm->s_beat_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&rm->s_rpos, 0, memory_order_relaxed);
+    atomic_store_explicit(&rm->s_rwant, 0, memory_order_relaxed);
     m->req_len = (uint32_t)len;
     if (clen)
         memcpy(m->req_ctype, in->ctype, clen);
@@ -178,6 +186,7 @@ enum rm_poll rm_req_poll(const struct rm_pool_view *v, const struct rm_req_ticke
             a->len_ok = a->len <= v->max_resp;
             a->body = rm_view_resp(v, t->slot);
             a->run_start_ns = m->run_start_ns;
+            a->stream_end = m->s_end;
             memcpy(a->ctype, m->resp_ctype, sizeof a->ctype);
             a->ctype[sizeof a->ctype - 1] = '\0';
             a->word = w;
@@ -320,8 +329,15 @@ int rm_req_finish(const struct rm_pool_view *v, struct rm_sb_entry *me, const st
     const char *ct = res->ctype ? res->ctype : "";
     size_t ctl = strnlen(ct, RM_SHM_CTYPE - 1);
 
-    /* The run phase's fields are ours while RUNNING. */
-    if (res->error || !fits) {
+    /* The run phase's fields are ours while RUNNING. A stream's status
+     * and Content-Type went out with its first chunk (shm/stream.c): they
+     * stay; its answer is in the chunks (resp_len 0). relaxed: our own
+     * store, RUNNING is ours. */
+    const bool streamed = atomic_load_explicit(&m->s_flags, memory_order_relaxed) & RM_STREAM_STARTED;
+    if (streamed) {
+        m->error = (uint16_t)(res->error ? res->error : 0);
+        m->resp_len = 0;
+    } else if (res->error || !fits) {
         m->error = (uint16_t)(res->error ? res->error : 500);
         m->resp_status = 0;
         m->resp_len = res->error && fits ? (uint32_t)res->len : 0;
@@ -330,8 +346,10 @@ int rm_req_finish(const struct rm_pool_view *v, struct rm_sb_entry *me, const st
         m->resp_status = (uint16_t)(res->status >= 100 && res->status <= 599 ? res->status : 500);
         m->resp_len = (uint32_t)res->len;
     }
-    memcpy(m->resp_ctype, ct, ctl);
-    m->resp_ctype[ctl] = '\0';
+    if (!streamed) {
+        memcpy(m->resp_ctype, ct, ctl);
+        m->resp_ctype[ctl] = '\0';
+    }
     m->run_end_ns = now_ns;
     const uint32_t gw = v->req_meta[s].gw; /* written by the gateway while FILLING; checked by the caller */
     RM_CRASH_POINT();

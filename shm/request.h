@@ -133,6 +133,7 @@ struct rm_req_answer {
     uint64_t run_start_ns;
     uint64_t word;          /* state word seen (for rm_req_release) */
     unsigned lost_state;    /* RM_POLL_LOST: the state found */
+    unsigned stream_end;    /* RM_STREAM_END_*: why recovery ended a started stream */
 };
 
 /* Look at a published request. now_ns: the caller's clock. */
@@ -184,6 +185,9 @@ struct rm_req_result {
     unsigned status;     /* handler's status */
     uint64_t len;        /* answer bytes written at job->resp (<= resp_cap, else an error) */
     const char *ctype;   /* may be NULL */
+    /* A streamed answer (shm/stream.c: a chunk was written) keeps the
+     * status and Content-Type of its first chunk; len and ctype are
+     * ignored then, and error ends the stream with an error. */
 };
 
 /*

@@ -271,6 +271,8 @@ int rm_seg_pool_add(struct rm_seg *seg, unsigned idx, const struct rm_pool_spec 
     atomic_store_explicit(&p->io_seq, 0, memory_order_relaxed);
     atomic_store_explicit(&p->max_attempts, s->max_attempts, memory_order_relaxed);
     atomic_store_explicit(&p->request_timeout_ns, s->request_timeout_ns, memory_order_relaxed);
+    atomic_store_explicit(&p->stream_idle_ns, s->stream_idle_ns, memory_order_relaxed);
+    atomic_store_explicit(&p->stream_timeout_ns, s->stream_timeout_ns, memory_order_relaxed);
 
     rm_ring_init(rm_pool_ring(seg, p), ring_cells_for(s->nslots));
     for (uint32_t i = 0; i < s->nslots; i++)

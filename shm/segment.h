@@ -47,6 +47,8 @@ struct rm_pool_spec {
     uint64_t max_resp;
     uint32_t max_attempts;
     uint64_t request_timeout_ns;
+    uint64_t stream_idle_ns;      /* stream_idle_timeout */
+    uint64_t stream_timeout_ns;   /* stream_timeout */
     const char *handler;      /* name shown in metadata (not a path) */
     const char *io_json;      /* "\"inputs\":[...],\"outputs\":[...]" for metadata, or NULL */
 };

@@ -141,7 +141,20 @@ const char *heal_check(unsigned pidx, uint64_t now, char *buf, size_t len)
             continue;
         }
         uint64_t age = now - pr->seen_since[s];
-        if (st != RM_SLOT_FREE && st != RM_SLOT_RUNNING && age > leak_after)
+        uint64_t leak = leak_after;
+        /* A stream's DONE slot stays while its gateway still hands the last
+         * chunks to a slow client, until at most stream_timeout (+ the
+         * gateway's grace) from acceptance (docs/streaming.md). relaxed:
+         * the worker's flag and a policy value, compared only; a worker
+         * that sets the flag on a leaked slot delays its discovery by that
+         * much, no more. */
+        if (st == RM_SLOT_DONE &&
+            (atomic_load_explicit(&v->resp_meta[s].s_flags, memory_order_relaxed) & RM_STREAM_STARTED)) {
+            uint64_t cap = atomic_load_explicit(&v->desc->stream_timeout_ns, memory_order_relaxed);
+            if (cap < UINT64_MAX / 4 && cap + 2 * LEAK_GRACE_NS > leak)
+                leak = cap + 2 * LEAK_GRACE_NS;
+        }
+        if (st != RM_SLOT_FREE && st != RM_SLOT_RUNNING && age > leak)
             return snprintf(buf, len, "slot %u %s for %.0f s (leaked)", s, rm_slot_state_name(st), age / 1e9), buf;
         /* A QUEUED slot that nobody takes although a worker was READY all
          * along, and the gateways are not all down: the ring lost it. Not

@@ -87,7 +87,8 @@ int add_pool(const struct rm_pool_config *pc, char *err, size_t errlen)
     struct rm_pool_spec spec = {
         .name = pc->name, .nslots = pc->queue_depth, .max_req = pc->max_request_size,
         .max_resp = pc->max_response_size, .max_attempts = pc->max_attempts,
-        .request_timeout_ns = pc->request_timeout * MS, .handler = handler_display(pc), .io_json = io,
+        .request_timeout_ns = pc->request_timeout * MS, .stream_idle_ns = pc->stream_idle_timeout * MS,
+        .stream_timeout_ns = pc->stream_timeout * MS, .handler = handler_display(pc), .io_json = io,
     };
     unsigned k;
     for (k = 0; k < RM_SHM_MAX_POOLS; k++)
@@ -240,7 +241,27 @@ void check_procs(uint64_t now)
             /* cur_slot is the worker's word: bounded by the master's private
              * view. The deadline is in the request meta, which gateways
              * write and workers cannot. */
-            if (s < v->nslots && now > v->req_meta[s].deadline_ns)
+            if (s >= v->nslots)
+                continue;
+            /* A stream that started (its first chunk written) is judged by
+             * its silence and its overall cap instead (docs/streaming.md).
+             * relaxed: the worker's words, compared only; a worker that
+             * scribbles on them is still held to stream_timeout, counted
+             * from accept_ns in request meta (R: workers cannot write). */
+            const struct rm_resp_meta *rm = &v->resp_meta[s];
+            if (atomic_load_explicit(&((struct rm_resp_meta *)rm)->s_wpos, memory_order_relaxed) > 0) {
+                /* relaxed: policy values the master itself stored */
+                uint64_t cap = atomic_load_explicit(&v->desc->stream_timeout_ns, memory_order_relaxed);
+                uint64_t idle = atomic_load_explicit(&v->desc->stream_idle_ns, memory_order_relaxed);
+                uint64_t beat = atomic_load_explicit(&((struct rm_resp_meta *)rm)->s_beat_ns, memory_order_relaxed);
+                uint64_t acc = v->req_meta[s].accept_ns;
+                if (now > acc && now - acc > cap)
+                    kill_proc(p, RM_RESTART_TIMEOUT, "stream past stream_timeout");
+                else if (now > beat && now - beat > idle)
+                    kill_proc(p, RM_RESTART_TIMEOUT, "stream silent past stream_idle_timeout");
+                continue;
+            }
+            if (now > v->req_meta[s].deadline_ns)
                 kill_proc(p, RM_RESTART_TIMEOUT, "request past its deadline");
             continue;
         }

@@ -172,6 +172,8 @@ static int start_reload(char *why, size_t len)
         pool_io_json(pc, io, sizeof io);
         rm_pool_io_write(&M->seg, pr->shm, io);
         atomic_store_explicit(&sp->request_timeout_ns, pc->request_timeout * MS, memory_order_relaxed);
+        atomic_store_explicit(&sp->stream_idle_ns, pc->stream_idle_timeout * MS, memory_order_relaxed);
+        atomic_store_explicit(&sp->stream_timeout_ns, pc->stream_timeout * MS, memory_order_relaxed);
         /* release: pairs with the gateways' acquire load of failed (submit.c). */
         atomic_store_explicit(&sp->failed, 0, memory_order_release);
     }
@@ -275,6 +277,8 @@ static void rollback(void)
         pool_io_json(&pr->cfg, io, sizeof io);
         rm_pool_io_write(&M->seg, pr->shm, io);
         atomic_store_explicit(&sp->request_timeout_ns, pr->cfg.request_timeout * MS, memory_order_relaxed);
+        atomic_store_explicit(&sp->stream_idle_ns, pr->cfg.stream_idle_timeout * MS, memory_order_relaxed);
+        atomic_store_explicit(&sp->stream_timeout_ns, pr->cfg.stream_timeout * MS, memory_order_relaxed);
         /* release: pairs with the gateways' acquire load of failed (submit.c). */
         atomic_store_explicit(&sp->failed, 0, memory_order_release);
     }

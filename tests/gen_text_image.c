@@ -5,6 +5,8 @@
  *     gen_text_image OUT.png "line of text" [more lines...]
  *
  * The format follows OUT's extension: .png .jpg/.jpeg .tif/.tiff .pnm/.pgm.
+ * For a TIFF, an argument "--page" starts a new page: a multi-page TIFF
+ * (the OCR handler streams those page by page, docs/streaming.md).
  * Uses leptonica's compiled-in bitmap font, so it needs no font files and no
  * download. Only printable ASCII can be drawn.
  */
@@ -34,6 +36,29 @@ int main(int argc, char **argv)
     setMsgSeverity(L_SEVERITY_NONE);
 
     char err[256];
+    int pages = 0;
+    for (int i = 2; i < argc; i++)
+        pages += strcmp(argv[i], "--page") == 0;
+    if (pages && format == IFF_TIFF) {
+        /* One page per group of lines, appended to the file. */
+        int first = 2, page = 0;
+        for (int i = 2; i <= argc; i++) {
+            if (i < argc && strcmp(argv[i], "--page") != 0)
+                continue;
+            if (i > first) {
+                PIX *p = rm_text_image_render((const char *const *)argv + first, (size_t)(i - first),
+                                              RM_TEXT_IMAGE_FONT_SIZE, RM_TEXT_IMAGE_SCALE, err, sizeof err);
+                if (!p || pixWriteTiff(out, p, IFF_TIFF_LZW, page++ ? "a" : "w") != 0) {
+                    fprintf(stderr, "%s: %s: %s\n", argv[0], out, p ? "cannot write the TIFF page" : err);
+                    pixDestroy(&p);
+                    return 1;
+                }
+                pixDestroy(&p);
+            }
+            first = i + 1;
+        }
+        return 0;
+    }
     PIX *pix = rm_text_image_render((const char *const *)argv + 2,
                                     (size_t)(argc - 2), RM_TEXT_IMAGE_FONT_SIZE,
                                     RM_TEXT_IMAGE_SCALE, err, sizeof err);

@@ -40,6 +40,7 @@
 #include "shm/ring.h"
 #include "shm/segment.h"
 #include "shm/slot.h"
+#include "shm/stream.h"
 
 /* Oracle room. A fast machine accepts about 350,000 items a second here; 16M
  * items (24 bytes each, MAP_NORESERVE: only touched pages cost memory) last
@@ -82,7 +83,8 @@ static struct opts {
     int min_deaths, min_fired;
     unsigned seed;
     uint32_t room; /* oracle items usable (<= MAX_ITEMS); --oracle-items */
-} o = {2, 2, 64, 3, 5.0, 0, 0, 1000, 0, 0, 0, 0, MAX_ITEMS};
+    int stream;    /* --stream N: answers are N chunks through the slot's chunk queue (shm/stream.c) */
+} o = {2, 2, 64, 3, 5.0, 0, 0, 1000, 0, 0, 0, 0, MAX_ITEMS, 0};
 
 static struct rm_seg seg;
 static struct test_shm *T;
@@ -113,7 +115,25 @@ static void crash_arm_check(void)
 struct pending {
     struct rm_req_ticket t;
     uint64_t item;
+    uint64_t rpos;      /* --stream: our read position in the slot's queue */
+    uint64_t chunks;    /* --stream: chunks seen, each checked in order */
+    int bad;
 };
+
+/* --stream: chunk k of an item is item ^ ANSWER_MAGIC ^ k, 8 bytes. */
+static void stream_sink(void *arg, const unsigned char *data, uint32_t len, bool chunk_end)
+{
+    struct pending *p = arg;
+    uint64_t v;
+    if (len != sizeof v || !chunk_end) {
+        p->bad = 1;
+        return;
+    }
+    memcpy(&v, data, sizeof v);
+    if (v != (p->item ^ ANSWER_MAGIC ^ p->chunks))
+        p->bad = 1;
+    p->chunks++;
+}
 
 /* Gateway role, through the shipped protocol (shm/request.c): claim,
  * publish, poll, release. The oracle notes what happened around each call. */
@@ -153,7 +173,7 @@ static void producer_main(unsigned idx, unsigned incarnation)
                     switch (rm_req_publish(&V, s, &in, &t)) {
                     case RM_PUBLISH_OK:
                         atomic_store(&T->items[item].accepted, 1);
-                        pend[npend++] = (struct pending){t, item};
+                        pend[npend++] = (struct pending){.t = t, .item = item};
                         break;
                     case RM_PUBLISH_FULL: /* ring full of duplicates: withdrawn before any run */
                         atomic_store(&T->items[item].accepted, 2);
@@ -168,14 +188,29 @@ static void producer_main(unsigned idx, unsigned incarnation)
         int got = 0;
         for (int i = 0; i < npend; i++) {
             struct rm_req_answer a;
+            struct rm_stream_head sh;
+            if (o.stream && (pend[i].rpos || rm_stream_started(&V, &pend[i].t, &sh))) {
+                /* Read what the worker wrote; the end is DONE (with an
+                 * error if it died mid-stream) once every record is read. */
+                enum rm_sread sr = rm_stream_read(&V, &pend[i].t, &pend[i].rpos, 4096, stream_sink, &pend[i]);
+                if (sr == RM_SREAD_CORRUPT || sr == RM_SREAD_LOST)
+                    abort(); /* nobody scribbles here; a live producer's slot stays its own */
+                if (sr != RM_SREAD_END)
+                    continue;
+            }
             enum rm_poll r = rm_req_poll(&V, &pend[i].t, rm_now_ns(), UINT64_MAX, &a);
             if (r == RM_POLL_WAIT)
                 continue;
             if (r != RM_POLL_DONE)
                 abort(); /* no deadlines here: only DONE ends a request of a live producer */
             struct item *it = &T->items[pend[i].item];
-            if (a.error) {
+            if (o.stream && pend[i].bad) {
+                atomic_fetch_add(&T->bad_answers, 1);
+            } else if (a.error) {
                 atomic_fetch_add(&it->errors, 1);
+            } else if (o.stream) {
+                if (pend[i].chunks != (uint64_t)o.stream)
+                    atomic_fetch_add(&T->bad_answers, 1); /* a stream that ended well must be whole */
             } else {
                 uint64_t ans;
                 memcpy(&ans, a.body, sizeof ans);
@@ -220,8 +255,27 @@ static void consumer_main(unsigned idx, unsigned incarnation)
             atomic_fetch_add(&T->items[item].runs, 1);
         RM_CRASH_POINT();
         uint64_t ans = item ^ ANSWER_MAGIC;
-        memcpy(job.resp, &ans, sizeof ans);
         struct rm_req_result res = {.status = 200, .len = sizeof ans};
+        if (o.stream) {
+            /* The answer as o.stream chunks through the queue, waiting for
+             * room as a worker does (its crash points fire inside). */
+            struct rm_stream_w sw;
+            rm_stream_w_init(&sw, &V, idx, &job, rm_now_ns());
+            for (int k = 0; k < o.stream; k++) {
+                uint64_t v = ans ^ (uint64_t)k;
+                size_t done = 0;
+                enum rm_emit e;
+                while ((e = rm_stream_put(&sw, 200, "x", &v, sizeof v, &done, rm_now_ns())) == RM_EMIT_FULL) {
+                    atomic_store_explicit(&me->heartbeat_ns, rm_now_ns(), memory_order_relaxed);
+                    rm_stream_wait(&sw, 2 * 1000000u, rm_now_ns());
+                }
+                if (e == RM_EMIT_CANCELLED)
+                    break; /* its producer died: the slot is ABORTED */
+            }
+            res.len = 0;
+        } else {
+            memcpy(job.resp, &ans, sizeof ans);
+        }
         if (rm_req_finish(&V, me, &job, &res, rm_now_ns()) == RM_FINISH_TAKEN)
             abort(); /* nobody else may end a slot we run */
     }
@@ -369,7 +423,7 @@ static int usage(void)
     fprintf(stderr, "usage: test_crash [--producers N] [--consumers N] [--cells N] [--seconds S]\n"
                     "       [--crash-one-in K] [--kill-ms M] [--stall-ms M] [--max-attempts N]\n"
                     "       [--min-deaths N] [--min-fired N] [--expect-failure] [--seed N]\n"
-                    "       [--oracle-items N (at most %u)]\n", MAX_ITEMS);
+                    "       [--oracle-items N (at most %u)] [--stream CHUNKS]\n", MAX_ITEMS);
     return 99;
 }
 
@@ -379,7 +433,8 @@ int main(int argc, char **argv)
         {"producers", 1, 0, 'p'}, {"consumers", 1, 0, 'c'}, {"cells", 1, 0, 'n'},
         {"seconds", 1, 0, 's'}, {"crash-one-in", 1, 0, 'k'}, {"kill-ms", 1, 0, 'K'},
         {"stall-ms", 1, 0, 'S'}, {"max-attempts", 1, 0, 'a'}, {"expect-failure", 0, 0, 'x'},
-        {"min-deaths", 1, 0, 'd'}, {"min-fired", 1, 0, 'f'}, {"seed", 1, 0, 'r'}, {"oracle-items", 1, 0, 'o'}, {0, 0, 0, 0}};
+        {"min-deaths", 1, 0, 'd'}, {"min-fired", 1, 0, 'f'}, {"seed", 1, 0, 'r'}, {"oracle-items", 1, 0, 'o'},
+        {"stream", 1, 0, 'T'}, {0, 0, 0, 0}};
     o.seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -397,6 +452,7 @@ int main(int argc, char **argv)
         case 'f': o.min_fired = atoi(optarg); break;
         case 'r': o.seed = (unsigned)strtoul(optarg, NULL, 10); break;
         case 'o': o.room = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'T': o.stream = atoi(optarg); break;
         default: return usage();
         }
     }

@@ -32,6 +32,7 @@
 #include "shm/ring.h"
 #include "shm/segment.h"
 #include "shm/slot.h"
+#include "shm/stream.h"
 #include "core/log.h"
 #include "core/names.h"
 #include "tests/cunit_util.h"
@@ -175,7 +176,7 @@ static void stop(void)
 
 /* ------------------------------------------------------------------ the fake worker */
 
-enum { W_ECHO, W_ERROR, W_CRASHED, W_204, W_EVIL_CTYPE };
+enum { W_ECHO, W_ERROR, W_CRASHED, W_204, W_EVIL_CTYPE, W_STREAM, W_STREAM_SCRIBBLE };
 static int worker_mode = W_ECHO;
 
 /* The worker's side of the shipped protocol (shm/request.c) on pool 0. */
@@ -200,7 +201,26 @@ static int worker_serve(void)
         if (r != RM_TAKE_OK)
             continue;
         struct rm_req_result res = {.status = 200};
-        if (worker_mode == W_ECHO) {
+        if (worker_mode == W_STREAM || worker_mode == W_STREAM_SCRIBBLE) {
+            /* three chunks through the slot's queue (shm/stream.c) */
+            struct rm_stream_w sw;
+            rm_stream_w_init(&sw, v, WORKER_SB, &job, rm_now_ns());
+            static const char *const chunks[] = {"one", "two\nlines", "three"};
+            for (int k = 0; k < 3; k++) {
+                size_t done = 0;
+                CU_ASSERT(rm_stream_put(&sw, 201, "text/x-stream", chunks[k], strlen(chunks[k]), &done,
+                                        rm_now_ns()) == RM_EMIT_OK);
+            }
+            if (worker_mode == W_STREAM_SCRIBBLE) {
+                /* a worker scribbling on its queue: a position far ahead,
+                 * then a record header claiming more than the area */
+                struct rm_resp_meta *m = &v->resp_meta[job.slot];
+                uint32_t bad[2] = {0xfffffff0u, 0};
+                memcpy(job.resp + sw.wpos % rm_stream_cap(v), bad, sizeof bad);
+                atomic_store(&m->s_wpos, sw.wpos + 16);
+            }
+            res.len = 0;
+        } else if (worker_mode == W_ECHO) {
             memcpy(job.resp, job.body, job.len);
             res.len = job.len;
             res.ctype = job.ctype;
@@ -622,6 +642,68 @@ static void test_large_answer_goes_out_whole(void)
     CU_ASSERT_EQUAL(r1.status, 200);
     CU_ASSERT_EQUAL(r1.body_len, sizeof big - 1);
     CU_ASSERT(memcmp(r1.body, big, sizeof big - 1) == 0);
+    client_close(c);
+    stop();
+}
+
+static void test_streamed_answer_chunked_sse_and_generate(void)
+{
+    start();
+    worker_mode = W_STREAM;
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", "x"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r1, true), 0);
+    CU_ASSERT_EQUAL(r1.status, 201);
+    CU_ASSERT(header_is(&r1, "transfer-encoding", "chunked"));
+    CU_ASSERT(header_is(&r1, "content-type", "text/x-stream"));
+    CU_ASSERT_EQUAL(r1.body_len, 17);
+    CU_ASSERT(memcmp(r1.body, "onetwo\nlinesthree", 17) == 0);
+    /* generate_stream: one event per chunk, a chunk's lines each data: */
+    static char rq[512];
+    snprintf(rq, sizeof rq, "POST /v2/models/echo/generate_stream HTTP/1.1\r\nHost: x\r\n"
+             "Content-Length: 2\r\n\r\n{}");
+    client_sends(c, rq);
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r2, true), 0);
+    CU_ASSERT_EQUAL(r2.status, 201);
+    CU_ASSERT(header_is(&r2, "content-type", "text/event-stream"));
+    static const char sse[] = "data: one\n\ndata: two\ndata: lines\n\ndata: three\n\n";
+    CU_ASSERT_EQUAL(r2.body_len, sizeof sse - 1);
+    CU_ASSERT(r2.body_len == sizeof sse - 1 && memcmp(r2.body, sse, sizeof sse - 1) == 0);
+    /* generate: not a JSON object is 400 before any worker sees it */
+    snprintf(rq, sizeof rq, "POST /v2/models/echo/generate HTTP/1.1\r\nHost: x\r\n"
+             "Content-Length: 3\r\n\r\n[1]");
+    client_sends(c, rq);
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r3, true), 0);
+    CU_ASSERT_EQUAL(r3.status, 400);
+    CU_ASSERT(json_error_contains(&r3, "JSON object"));
+    CU_ASSERT(wait_slots(RM_SLOT_FREE, pool0()->nslots, 1000));
+    struct rm_gw_stats *st = rm_seg_gw_stats(&seg, 0, 0);
+    CU_ASSERT_EQUAL(atomic_load(&st->streams[RM_STREAMS_STARTED]), 2);
+    CU_ASSERT_EQUAL(atomic_load(&st->streams[RM_STREAMS_COMPLETED]), 2);
+    worker_mode = W_ECHO;
+    client_close(c);
+    stop();
+}
+
+static void test_scribbled_stream_queue_ends_the_stream_not_the_gateway(void)
+{
+    start();
+    worker_mode = W_STREAM_SCRIBBLE;
+    struct client *c = client_open();
+    client_sends(c, infer("echo", "text/plain", "x"));
+    /* the body is cut (no last chunk): the client sees the connection close */
+    CU_ASSERT_NOT_EQUAL(client_read(c, &r1, true), 0);
+    CU_ASSERT(client_sees_close(c, 2000));
+    client_close(c);
+    worker_mode = W_ECHO;
+    /* the gateway serves on, and the slot was freed */
+    CU_ASSERT(wait_slots(RM_SLOT_FREE, pool0()->nslots, 2000));
+    c = client_open();
+    client_sends(c, infer("echo", "text/plain", "still here"));
+    CU_ASSERT_EQUAL_FATAL(client_read(c, &r2, true), 0);
+    CU_ASSERT_STRING_EQUAL(r2.body, "still here");
+    struct rm_gw_stats *st = rm_seg_gw_stats(&seg, 0, 0);
+    CU_ASSERT_EQUAL(atomic_load(&st->streams[RM_STREAMS_FAILED]), 1);
     client_close(c);
     stop();
 }
@@ -1910,6 +1992,8 @@ static const rm_test tests[] = {
     RM_TEST(test_drain_flag_from_master_exits_0),
     RM_TEST(test_exits_0_when_master_is_gone),
     RM_TEST(test_json_escape_quotes_controls_and_bad_utf8),
+    RM_TEST(test_streamed_answer_chunked_sse_and_generate),
+    RM_TEST(test_scribbled_stream_queue_ends_the_stream_not_the_gateway),
     {0},
 };
 

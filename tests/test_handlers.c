@@ -65,6 +65,7 @@ static const char *so_path(const char *env, const char *def)
 #define EXAMPLE_SO so_path("RM_EXAMPLE_SO", "tests/handlers/example_upper.so")
 #define BAD_ABI_SO so_path("RM_BAD_ABI_SO", "tests/handlers/bad_abi.so")
 #define ABI_V1_SO so_path("RM_ABI_V1_SO", "tests/handlers/abi_v1.so")
+#define ABI_V2_SO so_path("RM_ABI_V2_SO", "tests/handlers/abi_v2.so")
 
 /* ------------------------------------------------------------ fork helpers */
 
@@ -318,7 +319,7 @@ static void test_resolve_unknown_builtin_fails_with_list(void)
     CU_ASSERT_PTR_NULL(dl);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown built-in handler \"x\" (built-ins: echo, chaos"));
 #ifdef RM_HAVE_OCR
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "chaos, ocr"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "chaos, stream, ocr"));
 #endif
     /* A name without '/' is never looked up as a library. */
     CU_ASSERT_EQUAL(rm_handler_resolve("example_upper.so", &h, &dl, err, sizeof err), -1);
@@ -435,9 +436,9 @@ static void test_resolve_abi_mismatch_rejected(void)
     CU_ASSERT_EQUAL(rm_handler_resolve(path, &h, &dl, err, sizeof err), -1);
     CU_ASSERT_PTR_NULL(h);
     CU_ASSERT_PTR_NULL(dl);
-    if (!strstr(err, "abi_version 999, expected 1 to 2"))
+    if (!strstr(err, "abi_version 999, expected 1 to 3"))
         fprintf(stderr, "\n  got: %s\n", err);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "abi_version 999, expected 1 to 2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "abi_version 999, expected 1 to 3"));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
 }
 
@@ -455,6 +456,25 @@ static void test_abi_version_1_handler_loads_without_reading_past_its_descriptor
     CU_ASSERT_EQUAL(h->process(NULL, &req, &resp), 0);
     CU_ASSERT_EQUAL(resp.body_len, 5);
     CU_ASSERT_EQUAL(memcmp(buf, "v1:hi", 5), 0);
+    rm_handler_unload(dl);
+}
+
+/* ABI 3 appended emit, cancelled and priv to struct rm_request: a handler
+ * built against version 2 reads the request through the old layout. */
+static void test_abi_v2_handler_loads_and_reads_the_request(void)
+{
+    const struct rm_handler *h = NULL;
+    void *dl = NULL;
+    char err[512] = "";
+    CU_ASSERT_EQUAL_FATAL(rm_handler_resolve(ABI_V2_SO, &h, &dl, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(h->abi_version, 2);
+    char buf[64];
+    struct rm_request req = {.body = "hi", .body_len = 2, .content_type = "text/x", .attempt = 1,
+                             .emit = NULL, .cancelled = NULL, .priv = buf};
+    struct rm_response resp = {.status = 200, .body = buf, .body_cap = sizeof buf};
+    CU_ASSERT_EQUAL(h->process(NULL, &req, &resp), 0);
+    CU_ASSERT_EQUAL(resp.body_len, 12);
+    CU_ASSERT_EQUAL(memcmp(buf, "v2:hi text/x", 12), 0);
     rm_handler_unload(dl);
 }
 
@@ -526,6 +546,7 @@ static const rm_test tests[] = {
     RM_TEST(test_resolve_missing_so_names_dlerror),
     RM_TEST(test_resolve_abi_mismatch_rejected),
     RM_TEST(test_abi_version_1_handler_loads_without_reading_past_its_descriptor),
+    RM_TEST(test_abi_v2_handler_loads_and_reads_the_request),
     RM_TEST(test_resolve_so_without_entry_symbol_names_dlsym),
     RM_TEST(test_check_validates_without_init),
     { 0 },

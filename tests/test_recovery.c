@@ -11,6 +11,10 @@
  * it "forked" the process with, and checks slots, ring, scoreboard and the
  * callbacks, and that a gateway or worker carrying on afterwards sees the
  * right thing.
+ *
+ * Streams (shm/stream.c): the chunk queue's round trip through wraps and
+ * split chunks, its bounds checks against a scribbling worker, the wait for
+ * room, and recovery of a worker that died before or after its first chunk.
  */
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +24,8 @@
 #include "shm/ring.h"
 #include "shm/segment.h"
 #include "shm/slot.h"
+#include "shm/stream.h"
+#include "shm/clock.h"
 #include "tests/cunit_util.h"
 #include "tests/helpers.h"
 
@@ -95,7 +101,7 @@ static void setup(unsigned max_attempts, uint32_t nslots, unsigned npools)
 {
     const struct rm_pool_spec specs[2] = {
         {.name = "p", .nslots = nslots, .max_req = 256, .max_resp = 256, .max_attempts = max_attempts,
-         .request_timeout_ns = TIMEOUT, .handler = "echo"},
+         .request_timeout_ns = TIMEOUT, .stream_idle_ns = 5 * S, .stream_timeout_ns = 100 * S, .handler = "echo"},
         {.name = "q", .nslots = nslots, .max_req = 256, .max_resp = 256, .max_attempts = max_attempts,
          .request_timeout_ns = TIMEOUT, .handler = "echo"},
     };
@@ -586,6 +592,258 @@ static void test_out_of_range_entry_or_pool_is_ignored(void)
     CU_ASSERT_EQUAL(on_ring(0), 0);
 }
 
+/* ------------------------------------------------------------------ streams */
+
+struct got {
+    char data[8192];
+    size_t len;
+    unsigned ends;      /* pieces that ended a chunk */
+    size_t chunk_len[256];
+    size_t cur;
+};
+
+static void got_sink(void *arg, const unsigned char *d, uint32_t len, bool chunk_end)
+{
+    struct got *g = arg;
+    CU_ASSERT_FATAL(g->len + len <= sizeof g->data);
+    memcpy(g->data + g->len, d, len);
+    g->len += len;
+    g->cur += len;
+    if (chunk_end) {
+        if (g->ends < 256)
+            g->chunk_len[g->ends] = g->cur;
+        g->ends++;
+        g->cur = 0;
+    }
+}
+
+static void test_stream_queue_round_trip_through_wraps_and_split_chunks(void)
+{
+    setup(2, 4, 1);
+    struct rm_req_ticket t = submit(0, GW);
+    struct rm_req_job j = take(0, WK);
+    struct rm_stream_w sw;
+    rm_stream_w_init(&sw, &pv[0], WK, &j, T0);
+    const uint64_t cap = rm_stream_cap(&pv[0]);
+    CU_ASSERT_EQUAL_FATAL(cap, 256);
+    struct rm_stream_head h;
+    CU_ASSERT_FALSE(rm_stream_started(&pv[0], &t, &h)); /* nothing written yet */
+    /* chunk k: k * 7 % 300 bytes of 'a' + k % 26 (0 bytes, and more than
+     * half the queue: split into pieces) */
+    char want[8192];
+    size_t wlen = 0, sizes[60];
+    uint64_t rpos = 0;
+    struct got g = {0};
+    for (int k = 0; k < 60; k++) {
+        char chunk[300];
+        size_t n = (size_t)(k * 7 % 300);
+        memset(chunk, 'a' + k % 26, n);
+        memcpy(want + wlen, chunk, n);
+        wlen += n;
+        sizes[k] = n;
+        size_t done = 0;
+        enum rm_emit e;
+        while ((e = rm_stream_put(&sw, 203, "text/x", chunk, n, &done, T0)) == RM_EMIT_FULL)
+            CU_ASSERT_FATAL(rm_stream_read(&pv[0], &t, &rpos, 64, got_sink, &g) != RM_SREAD_CORRUPT);
+        CU_ASSERT_EQUAL_FATAL(e, RM_EMIT_OK);
+        if (k == 0) {
+            CU_ASSERT_TRUE(rm_stream_started(&pv[0], &t, &h));
+            CU_ASSERT_EQUAL(h.status, 203);
+            CU_ASSERT_STRING_EQUAL(h.ctype, "text/x");
+        }
+    }
+    enum rm_sread r;
+    while ((r = rm_stream_read(&pv[0], &t, &rpos, 64, got_sink, &g)) == RM_SREAD_MORE)
+        ;
+    CU_ASSERT_EQUAL(r, RM_SREAD_EMPTY); /* still RUNNING */
+    struct rm_req_result res = {.status = 200};
+    CU_ASSERT(rm_req_finish(&pv[0], rm_seg_sb(&seg, WK), &j, &res, T0) >= 0);
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 64, got_sink, &g), RM_SREAD_END);
+    CU_ASSERT_EQUAL(g.len, wlen);
+    CU_ASSERT(memcmp(g.data, want, wlen) == 0);
+    CU_ASSERT_EQUAL(g.ends, 60);
+    for (int k = 0; k < 60; k++)
+        CU_ASSERT_EQUAL(g.chunk_len[k], sizes[k]);
+    struct rm_req_answer a;
+    CU_ASSERT_EQUAL_FATAL(rm_req_poll(&pv[0], &t, T0, UINT64_MAX, &a), RM_POLL_DONE);
+    CU_ASSERT_EQUAL(a.error, 0);
+    CU_ASSERT_EQUAL(a.len, 0);
+    CU_ASSERT_EQUAL(pv[0].resp_meta[t.slot].resp_status, 203); /* the stream's, kept by finish */
+}
+
+static void test_stream_queue_scribbled_by_the_worker_is_caught(void)
+{
+    setup(2, 4, 1);
+    struct rm_req_ticket t = submit(0, GW);
+    struct rm_req_job j = take(0, WK);
+    struct rm_stream_w sw;
+    rm_stream_w_init(&sw, &pv[0], WK, &j, T0);
+    size_t done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "abc", 3, &done, T0), RM_EMIT_OK);
+    struct rm_resp_meta *m = &pv[0].resp_meta[t.slot];
+    uint64_t rpos = 0;
+    struct got g = {0};
+    /* a position more than the queue ahead */
+    atomic_store(&m->s_wpos, 257 + 16);
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1 << 20, got_sink, &g), RM_SREAD_CORRUPT);
+    /* a position behind ours */
+    atomic_store(&m->s_wpos, 16);
+    uint64_t ahead = 32;
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &ahead, 1 << 20, got_sink, &g), RM_SREAD_CORRUPT);
+    /* a record longer than what was published, or than the area */
+    uint32_t bad[2] = {200, 0};
+    memcpy(j.resp, bad, sizeof bad);
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1 << 20, got_sink, &g), RM_SREAD_CORRUPT);
+    bad[0] = 0xfffffff0u;
+    memcpy(j.resp, bad, sizeof bad);
+    atomic_store(&m->s_wpos, 256);
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1 << 20, got_sink, &g), RM_SREAD_CORRUPT);
+    /* a WRAP filler claiming more than was published */
+    uint32_t wrap[2] = {0, RM_REC_WRAP};
+    memcpy(j.resp, wrap, sizeof wrap);
+    atomic_store(&m->s_wpos, 8);
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1 << 20, got_sink, &g), RM_SREAD_CORRUPT);
+    CU_ASSERT_EQUAL(g.len, 0); /* nothing was handed out of a bad queue */
+    CU_ASSERT_EQUAL(rpos, 0);
+    /* and a gateway position the worker cannot make sense of cancels its emits */
+    atomic_store(&m->s_rpos, 1 << 20);
+    done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "x", 1, &done, T0), RM_EMIT_CANCELLED);
+}
+
+static void test_stream_wait_sleeps_until_the_gateway_reads_and_emit_sees_the_client_gone(void)
+{
+    setup(2, 4, 1);
+    struct rm_req_ticket t = submit(0, GW);
+    struct rm_req_job j = take(0, WK);
+    struct rm_stream_w sw;
+    rm_stream_w_init(&sw, &pv[0], WK, &j, T0);
+    char chunk[100];
+    memset(chunk, 'z', sizeof chunk);
+    size_t done = 0;
+    enum rm_emit e;
+    int n = 0;
+    while ((e = rm_stream_put(&sw, 200, "", chunk, sizeof chunk, &done, T0)) == RM_EMIT_OK && n < 100)
+        done = 0, n++;
+    CU_ASSERT_EQUAL_FATAL(e, RM_EMIT_FULL);
+    /* nothing read: the wait sleeps its whole timeout (no spinning) */
+    uint64_t t0 = rm_now_ns();
+    rm_stream_wait(&sw, 50 * 1000000u, T0);
+    CU_ASSERT(rm_now_ns() - t0 >= 40 * 1000000u);
+    /* the gateway read: the next wait returns at once */
+    uint64_t rpos = 0;
+    struct got g = {0};
+    CU_ASSERT(rm_stream_read(&pv[0], &t, &rpos, 1, got_sink, &g) != RM_SREAD_CORRUPT);
+    t0 = rm_now_ns();
+    rm_stream_wait(&sw, 2000 * 1000000u, T0);
+    CU_ASSERT(rm_now_ns() - t0 < 1000 * 1000000u);
+    /* the client goes: the emit says so, and finishing frees the slot */
+    CU_ASSERT_TRUE(rm_req_abandon(&pv[0], &t));
+    CU_ASSERT_TRUE(rm_stream_cancelled(&sw));
+    done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", chunk, 1, &done, T0), RM_EMIT_CANCELLED);
+    struct rm_req_result res = {.status = 200};
+    CU_ASSERT_EQUAL(rm_req_finish(&pv[0], rm_seg_sb(&seg, WK), &j, &res, T0), RM_FINISH_NOBODY);
+    CU_ASSERT_EQUAL(state_of(0, t.slot), RM_SLOT_FREE);
+}
+
+/* The worker writes the gateway's eventfd only for a chunk the gateway
+ * waits for: the first, and the first after the gateway caught up. */
+static void test_stream_wakes_the_gateway_when_it_waits_and_only_then(void)
+{
+    setup(2, 4, 1);
+    struct rm_req_ticket t = submit(0, GW);
+    struct rm_req_job j = take(0, WK);
+    struct rm_stream_w sw;
+    rm_stream_w_init(&sw, &pv[0], WK, &j, T0);
+    size_t done = 0;
+    uint64_t rpos = 0;
+    struct got g = {0};
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "a", 1, &done, T0), RM_EMIT_OK);
+    CU_ASSERT_TRUE(sw.wake); /* the first chunk */
+    done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "b", 1, &done, T0), RM_EMIT_OK);
+    CU_ASSERT_FALSE(sw.wake); /* woken already, not read yet */
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1 << 20, got_sink, &g), RM_SREAD_EMPTY);
+    CU_ASSERT_EQUAL(g.len, 2);
+    done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "c", 1, &done, T0), RM_EMIT_OK);
+    CU_ASSERT_TRUE(sw.wake); /* the gateway caught up and waits */
+    done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "d", 1, &done, T0), RM_EMIT_OK);
+    CU_ASSERT_FALSE(sw.wake);
+    /* a read stopped by its budget (MORE) does not wait: no wake for it */
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1, got_sink, &g), RM_SREAD_MORE);
+    done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "e", 1, &done, T0), RM_EMIT_OK);
+    CU_ASSERT_FALSE(sw.wake);
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1 << 20, got_sink, &g), RM_SREAD_EMPTY);
+    CU_ASSERT_EQUAL(g.len, 5);
+    CU_ASSERT(memcmp(g.data, "abcde", 5) == 0);
+}
+
+static void test_dead_worker_before_first_chunk_is_rerun_after_it_ends_the_stream(void)
+{
+    setup(3, 4, 1);
+    /* died before any chunk left it: re-run as any request */
+    struct rm_req_ticket t = submit(0, GW);
+    struct rm_req_job j = take(0, WK);
+    struct rm_resp_meta *m = &pv[0].resp_meta[t.slot];
+    atomic_store(&m->s_flags, RM_STREAM_STARTED); /* killed between the flag and s_wpos */
+    struct rm_recovery_result res = recover(WK, RM_ROLE_WORKER, 0, T0 + S);
+    CU_ASSERT_EQUAL(res.requeued, 1);
+    CU_ASSERT_EQUAL(state_of(0, t.slot), RM_SLOT_QUEUED);
+    /* the re-run starts clean, streams, and dies after its first chunk */
+    j = take(0, WK2);
+    CU_ASSERT_EQUAL(j.attempt, 2);
+    CU_ASSERT_EQUAL(atomic_load(&m->s_flags), RM_STREAM_STARTED); /* left until the worker's init */
+    struct rm_stream_w sw;
+    rm_stream_w_init(&sw, &pv[0], WK2, &j, T0 + S);
+    CU_ASSERT_EQUAL(atomic_load(&m->s_flags), 0);
+    size_t done = 0;
+    CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "text/plain", "tok", 3, &done, T0 + S), RM_EMIT_OK);
+    res = recover(WK2, RM_ROLE_WORKER, 0, T0 + 2 * S);
+    CU_ASSERT_EQUAL(res.requeued, 0); /* never re-run: its client may have the chunk */
+    CU_ASSERT_EQUAL(res.crashed, 1);
+    CU_ASSERT_EQUAL(seen.notified, 1);
+    CU_ASSERT_EQUAL(state_of(0, t.slot), RM_SLOT_DONE);
+    /* the gateway delivers the chunk, then the error and its reason */
+    uint64_t rpos = 0;
+    struct got g = {0};
+    CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1 << 20, got_sink, &g), RM_SREAD_END);
+    CU_ASSERT_EQUAL(g.len, 3);
+    struct rm_req_answer a;
+    CU_ASSERT_EQUAL_FATAL(rm_req_poll(&pv[0], &t, T0 + 2 * S, UINT64_MAX, &a), RM_POLL_DONE);
+    CU_ASSERT_EQUAL(a.error, 502);
+    CU_ASSERT_EQUAL(a.stream_end, RM_STREAM_END_CRASHED);
+}
+
+static void test_dead_silent_or_overlong_stream_ends_504_with_its_reason(void)
+{
+    setup(3, 4, 1);
+    for (int k = 0; k < 2; k++) {
+        struct rm_req_ticket t = submit(0, GW);
+        unsigned who = k ? WK2 : WK;
+        struct rm_req_job j = take(0, who);
+        struct rm_stream_w sw;
+        rm_stream_w_init(&sw, &pv[0], who, &j, T0);
+        size_t done = 0;
+        CU_ASSERT_EQUAL(rm_stream_put(&sw, 200, "", "tok", 3, &done, T0), RM_EMIT_OK);
+        /* killed: silent 6 s (stream_idle 5 s), or 101 s after acceptance (cap 100 s) */
+        uint64_t now = k ? T0 + 101 * S : T0 + 6 * S;
+        struct rm_recovery_result res = recover(who, RM_ROLE_WORKER, 0, now);
+        CU_ASSERT_EQUAL(res.timed_out, 1);
+        struct rm_req_answer a;
+        uint64_t rpos = 0;
+        struct got g = {0};
+        CU_ASSERT_EQUAL(rm_stream_read(&pv[0], &t, &rpos, 1 << 20, got_sink, &g), RM_SREAD_END);
+        CU_ASSERT_EQUAL_FATAL(rm_req_poll(&pv[0], &t, now, UINT64_MAX, &a), RM_POLL_DONE);
+        CU_ASSERT_EQUAL(a.error, 504);
+        CU_ASSERT_EQUAL(a.stream_end, k ? RM_STREAM_END_CAP : RM_STREAM_END_IDLE);
+        rm_req_release(&pv[0], &t, &a);
+    }
+}
+
 int main(void)
 {
     /* Recovery retries lost CASes in loops: should one never end, fail
@@ -608,6 +866,12 @@ int main(void)
         RM_TEST(test_role_and_pool_come_from_the_caller_not_the_scoreboard),
         RM_TEST(test_intent_naming_another_pool_or_an_out_of_range_slot_is_ignored),
         RM_TEST(test_out_of_range_entry_or_pool_is_ignored),
+        RM_TEST(test_stream_queue_round_trip_through_wraps_and_split_chunks),
+        RM_TEST(test_stream_queue_scribbled_by_the_worker_is_caught),
+        RM_TEST(test_stream_wait_sleeps_until_the_gateway_reads_and_emit_sees_the_client_gone),
+        RM_TEST(test_stream_wakes_the_gateway_when_it_waits_and_only_then),
+        RM_TEST(test_dead_worker_before_first_chunk_is_rerun_after_it_ends_the_stream),
+        RM_TEST(test_dead_silent_or_overlong_stream_ends_504_with_its_reason),
         {0},
     };
     return rm_run_suite_fixture("recovery", tests, NULL, teardown);

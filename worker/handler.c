@@ -15,6 +15,7 @@
 static const struct rm_handler *const builtins[] = {
     &rm_handler_echo,
     &rm_handler_chaos,
+    &rm_handler_stream,
 #ifdef RM_HAVE_OCR
     &rm_handler_ocr,
 #endif

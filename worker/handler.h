@@ -29,6 +29,7 @@
 /* Built-in descriptors (statically allocated, defined in worker/handlers/). */
 extern const struct rm_handler rm_handler_echo;
 extern const struct rm_handler rm_handler_chaos;
+extern const struct rm_handler rm_handler_stream;
 #ifdef RM_HAVE_OCR
 extern const struct rm_handler rm_handler_ocr;
 #endif

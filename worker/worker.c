@@ -20,6 +20,7 @@
 
 #include "shm/clock.h"
 #include "shm/request.h"
+#include "shm/stream.h"
 #include "core/log.h"
 #include "worker/handler.h"
 #include "core/proctitle.h"
@@ -50,18 +51,61 @@ static void heartbeat(struct rm_sb_entry *me)
     atomic_store_explicit(&me->heartbeat_ns, rm_now_ns(), memory_order_relaxed);
 }
 
+/* What emit() and cancelled() of the request being run reach through
+ * rm_request.priv. */
+struct run {
+    const struct rm_worker_ctx *ctx;
+    int gw;           /* the gateway to wake per chunk (request meta; bounds-checked at use) */
+    struct rm_stream_w sw;
+    struct rm_sb_entry *me;
+    struct rm_response *resp;
+    uint64_t tick_ns;
+    bool failed;      /* an emit failed: the client is gone or the queue is spoilt */
+    uint64_t chunks;
+};
+
+static struct run *run_of(const struct rm_request *req)
+{
+    return req ? (struct run *)req->priv : NULL;
+}
+
+/* rm_request.emit: queue one chunk; wait (heart-beating, on a futex) while
+ * the queue is full. */
+static int run_emit(const struct rm_request *req, const void *data, size_t len)
+{
+    struct run *ru = run_of(req);
+    if (!ru || ru->failed || (len && !data))
+        return -1;
+    size_t done = 0;
+    for (;;) {
+        uint64_t now = rm_now_ns();
+        enum rm_emit e = rm_stream_put(&ru->sw, (unsigned)ru->resp->status, ru->resp->content_type, data, len,
+                                       &done, now);
+        if (e == RM_EMIT_CANCELLED) {
+            ru->failed = true;
+            return -1;
+        }
+        if (ru->sw.wake) /* the gateway waits for this chunk (it is not reading already) */
+            wake_gateway(ru->ctx, ru->gw);
+        if (e == RM_EMIT_OK) {
+            ru->chunks++;
+            return 0;
+        }
+        heartbeat(ru->me);
+        rm_stream_wait(&ru->sw, ru->tick_ns, now);
+    }
+}
+
+static int run_cancelled(const struct rm_request *req)
+{
+    struct run *ru = run_of(req);
+    return !ru || ru->failed || rm_stream_cancelled(&ru->sw);
+}
+
 /* Run one taken request through the handler and publish the answer. */
 static void run_job(const struct rm_worker_ctx *ctx, const struct rm_handler *h, void *state,
                     const struct rm_pool_view *v, struct rm_sb_entry *me, const struct rm_req_job *job)
 {
-    struct rm_request req = {
-        .body = job->body,
-        .body_len = job->len,
-        .content_type = job->ctype,
-        .attempt = job->attempt,
-        .deadline_ns = job->deadline_ns,
-        .pool = ctx->pool_name,
-    };
     struct rm_response resp = {
         .status = 200,
         .body = job->resp,
@@ -69,17 +113,35 @@ static void run_job(const struct rm_worker_ctx *ctx, const struct rm_handler *h,
         .body_len = 0,
     };
     snprintf(resp.content_type, sizeof resp.content_type, "application/octet-stream");
+    struct run ru = {.ctx = ctx, .gw = (int)(v->req_meta[job->slot].gw & 0x7fffffff), .me = me, .resp = &resp,
+                     .tick_ns = ctx->heartbeat_ns};
+    rm_stream_w_init(&ru.sw, v, ctx->sb_index, job, job->start_ns);
+    struct rm_request req = {
+        .body = job->body,
+        .body_len = job->len,
+        .content_type = job->ctype,
+        .attempt = job->attempt,
+        .deadline_ns = job->deadline_ns,
+        .pool = ctx->pool_name,
+        .emit = run_emit,
+        .cancelled = run_cancelled,
+        .priv = &ru,
+    };
 
     int r = h->process(state, &req, &resp);
 
     /* A failed handler's body is its error message (500); an answer larger
-     * than its buffer is a 500 without a body. */
+     * than its buffer is a 500 without a body. A streamed answer is in its
+     * chunks: the answer area is the queue, and its status and type went
+     * out with the first chunk; a failure after it ends the stream with an
+     * error. */
     struct rm_req_result res = {
         .error = r < 0 ? 500 : 0,
         .status = (unsigned)resp.status,
         .len = resp.body_len,
         .ctype = resp.content_type,
     };
+
     int wake = rm_req_finish(v, me, job, &res, rm_now_ns());
     if (wake >= 0)
         wake_gateway(ctx, wake);

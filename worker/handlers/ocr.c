@@ -309,6 +309,9 @@ struct ocr_result {
     double ms;
 };
 
+static int ocr_pix(struct ocr_state *st, PIX *pix, const char *fname, uint64_t deadline_ns,
+                   struct ocr_result *res, char *err, size_t errlen);
+
 /*
  * Decode one image and recognize it. Returns 0 with *res filled, or an HTTP
  * status (400, 500, 504) with a message in err.
@@ -365,6 +368,18 @@ static int ocr_image(struct ocr_state *st, const unsigned char *data,
         snprintf(err, errlen, "truncated or corrupt %s image", fname);
         return 400;
     }
+    return ocr_pix(st, pix, fname, deadline_ns, res, err, errlen);
+}
+
+/*
+ * Recognize a decoded image (taken: destroyed here). Returns 0 with *res
+ * filled, or an HTTP status (500, 504) with a message in err. deadline_ns 0:
+ * none.
+ */
+static int ocr_pix(struct ocr_state *st, PIX *pix, const char *fname, uint64_t deadline_ns,
+                   struct ocr_result *res, char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
     /* Text drawn on a transparent background is often black-on-"black" in
      * the RGB channels: put it on white first. */
     if (pixGetSpp(pix) == 4) {
@@ -626,6 +641,123 @@ out:
     return ret;
 }
 
+/* ------------------------------------------------------------ pages, streamed */
+
+/* One page's chunk: {"page":N,"text_output":"...\n","confidence":C}. The
+ * generate extension's /generate merges the chunks, text_output
+ * concatenated: the whole document. 0, or -1 when the client is gone. */
+static int emit_page(const struct rm_request *req, int page, const struct ocr_result *res)
+{
+    size_t tl = strlen(res->text);
+    char *t = malloc(tl + 2);
+    if (!t)
+        return -1;
+    memcpy(t, res->text, tl);
+    t[tl] = '\n';
+    t[tl + 1] = '\0';
+    json_t *o = json_pack("{s:i, s:s%, s:i, s:f}", "page", page, "text_output", t, tl + 1, "confidence",
+                          res->confidence, "ms", (double)(long)(res->ms * 10 + 0.5) / 10);
+    free(t);
+    char *j = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    json_decref(o);
+    if (!j)
+        return -1;
+    int r = req->emit(req, j, strlen(j));
+    free(j);
+    return r;
+}
+
+/*
+ * The generate extension: {"image":"<base64>"}. A multi-page TIFF streams
+ * page by page: each page is decoded and recognized only after the one
+ * before went to the client; any other image is one page. An error before
+ * the first page is an ordinary error answer; after it, the stream ends
+ * with the error (the client sees it as such).
+ */
+static int process_pages(struct ocr_state *st, const struct rm_request *req, struct rm_response *resp,
+                         const unsigned char *img, size_t ilen)
+{
+    char err[512];
+    unsigned char head[16] = {0};
+    memcpy(head, img, ilen < sizeof head ? ilen : sizeof head);
+    l_int32 fmt = IFF_UNKNOWN;
+    if (ilen == 0 || findFileFormatBuffer(head, &fmt) != 0 || !L_FORMAT_IS_TIFF(fmt)) {
+        struct ocr_result res;
+        int status = ocr_image(st, img, ilen, req->deadline_ns, &res, err, sizeof err);
+        if (status == 500)
+            return fail(resp, "%s", err);
+        if (status)
+            return set_error(resp, status, "\"image\": %s", err);
+        resp->status = 200;
+        snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+        emit_page(req, 1, &res);
+        TessDeleteText(res.text);
+        return 0;
+    }
+    resp->status = 200;
+    snprintf(resp->content_type, sizeof resp->content_type, "application/json");
+    for (int n = 0;; n++) {
+        l_int32 w = 0, h = 0, bps, spp, xres, cmap, tfmt;
+        int saved = quiet_stderr(st->devnull);
+        l_ok hr = readHeaderMemTiff(img, ilen, n, &w, &h, &bps, &spp, &xres, &cmap, &tfmt);
+        restore_stderr(saved);
+        if (hr != 0) {
+            if (n == 0)
+                return set_error(resp, 400, "\"image\": truncated or corrupt TIFF image (unreadable header)");
+            return 0; /* no page n: the document is done */
+        }
+        if (w <= 0 || h <= 0 || w > OCR_MAX_SIDE || h > OCR_MAX_SIDE || (double)w * h > (double)st->max_pixels) {
+            if (n == 0)
+                return set_error(resp, 400, "page 1: image of %dx%d pixels is too large", w, h);
+            rm_response_set(resp, 500, "text/plain", "page too large", 14);
+            return -1;
+        }
+        saved = quiet_stderr(st->devnull);
+        PIX *pix = pixReadMemTiff(img, ilen, n);
+        restore_stderr(saved);
+        if (!pix) {
+            if (n == 0)
+                return set_error(resp, 400, "\"image\": truncated or corrupt TIFF image");
+            return -1;
+        }
+        struct ocr_result res;
+        /* The request's deadline is for the first page: after it, the
+         * stream's limits (stream_idle_timeout, stream_timeout) hold. */
+        int status = ocr_pix(st, pix, "TIFF", n == 0 ? req->deadline_ns : 0, &res, err, sizeof err);
+        if (status) {
+            if (n == 0)
+                return status == 500 ? fail(resp, "%s", err) : set_error(resp, status, "page 1: %s", err);
+            return -1;
+        }
+        int r = emit_page(req, n + 1, &res);
+        TessDeleteText(res.text);
+        if (r != 0)
+            return 0; /* the client went away: stop reading pages */
+    }
+}
+
+/* A JSON body with a top-level "image" string (and no v2 "inputs"): the
+ * generate extension's request. */
+static int process_generate(struct ocr_state *st, const struct rm_request *req, struct rm_response *resp,
+                            json_t *root)
+{
+    json_t *b64 = json_object_get(root, "image");
+    const char *s = json_string_value(b64);
+    size_t slen = json_string_length(b64);
+    unsigned char *img = malloc(slen / 4 * 3 + 3);
+    if (!img)
+        return fail(resp, "out of memory decoding a %zu byte input", slen);
+    char why[512];
+    long ilen = base64_decode(s, slen, img, why, sizeof why);
+    int ret;
+    if (ilen < 0)
+        ret = set_error(resp, 400, "\"image\": %s", why);
+    else
+        ret = process_pages(st, req, resp, img, (size_t)ilen);
+    free(img);
+    return ret;
+}
+
 /* ------------------------------------------------------------ handler */
 
 static const struct {
@@ -823,8 +955,17 @@ static int ocr_process(void *state, const struct rm_request *req,
     struct ocr_state *st = state;
     resp->body_len = 0;
     if (is_json_type(req->content_type) ||
-        starts_with_brace(req->body, req->body_len))
+        starts_with_brace(req->body, req->body_len)) {
+        json_t *root = json_loadb(req->body, req->body_len, 0, NULL);
+        if (json_is_object(root) && json_is_string(json_object_get(root, "image")) &&
+            !json_object_get(root, "inputs") && req->emit) {
+            int r = process_generate(st, req, resp, root);
+            json_decref(root);
+            return r;
+        }
+        json_decref(root);
         return process_v2(st, req, resp);
+    }
     return process_image(st, req, resp);
 }
 

@@ -55,8 +55,54 @@ static PyObject *py_log(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The request being run (py_process), for emit() and cancelled(). */
+static const struct rm_request *cur_req;
+static struct rm_response *cur_resp;
+static int cur_streamed;
+
+/* _ringmaster.emit(data, status, content_type) -> bool: one chunk of a
+ * streamed answer (status and type count at the first); False when the
+ * client is gone. */
+static PyObject *py_emit(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer b;
+    int status;
+    const char *ct;
+    if (!PyArg_ParseTuple(args, "y*iz", &b, &status, &ct))
+        return NULL;
+    if (!cur_req || !cur_req->emit) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_RuntimeError, "emit outside of a request");
+        return NULL;
+    }
+    if (!cur_streamed) {
+        cur_resp->status = status;
+        if (ct)
+            snprintf(cur_resp->content_type, sizeof cur_resp->content_type, "%s", ct);
+    }
+    cur_streamed = 1;
+    int r;
+    /* emit may wait for a slow client: other Python threads run meanwhile */
+    Py_BEGIN_ALLOW_THREADS
+    r = cur_req->emit(cur_req, b.buf, (size_t)b.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    return PyBool_FromLong(r == 0);
+}
+
+/* _ringmaster.cancelled() -> bool: the client went away. */
+static PyObject *py_cancelled(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    return PyBool_FromLong(cur_req && cur_req->cancelled && cur_req->cancelled(cur_req));
+}
+
 static PyMethodDef c_methods[] = {
     {"log", py_log, METH_VARARGS, "One line in ringmaster's log."},
+    {"emit", py_emit, METH_VARARGS, "One chunk of a streamed answer; False when the client is gone."},
+    {"cancelled", py_cancelled, METH_NOARGS, "True when the request's client went away."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -280,6 +326,9 @@ static int py_process(void *state, const struct rm_request *req, struct rm_respo
      * after the call (a model that kept it gets an error, not stale bytes). */
     PyObject *mv = PyMemoryView_FromMemory((char *)req->body, (Py_ssize_t)req->body_len, PyBUF_READ);
     double deadline = req->deadline_ns == UINT64_MAX ? INFINITY : (double)req->deadline_ns / 1e9;
+    cur_req = req;
+    cur_resp = resp;
+    cur_streamed = 0;
     PyObject *r = mv ? PyObject_CallFunction(s->handle, "OsIdO", mv, req->content_type ? req->content_type : "",
                                              (int)req->attempt, deadline, s->pool)
                      : NULL;
@@ -292,6 +341,7 @@ static int py_process(void *state, const struct rm_request *req, struct rm_respo
     }
     char err[512];
     if (!r) {
+        cur_req = NULL;
         take_error(err, sizeof err, "infer");
         rm_response_set(resp, 500, "text/plain", err, strnlen(err, sizeof err) < resp->body_cap ? strnlen(err, sizeof err) : 0);
         return -1;
@@ -307,7 +357,12 @@ static int py_process(void *state, const struct rm_request *req, struct rm_respo
         return -1;
     }
     int rc;
-    if ((size_t)len > resp->body_cap) {
+    cur_req = NULL;
+    if (cur_streamed) {
+        /* The answer went out in chunks; a status of 500 and up here is
+         * the generator failing (or the client gone) mid-stream. */
+        rc = status >= 500 ? -1 : 0;
+    } else if ((size_t)len > resp->body_cap) {
         int n = snprintf(err, sizeof err, "{\"error\":\"answer of %zd bytes is larger than max_response_size (%zu)\"}",
                          len, resp->body_cap);
         rc = rm_response_set(resp, 500, "application/json", err, (size_t)n <= resp->body_cap ? (size_t)n : 0);

@@ -219,6 +219,11 @@ class Request:
 
     __slots__ = ("body", "content_type", "attempt", "deadline", "_json", "_v2")
 
+    @property
+    def cancelled(self):
+        """True once the client went away (a streaming infer stops then)."""
+        return _ringmaster.cancelled()
+
     def __init__(self, body, content_type, attempt, deadline):
         self.body = body
         self.content_type = content_type
@@ -354,11 +359,47 @@ def _json_default(o):
     raise TypeError("%s is not JSON serializable" % type(o).__name__)
 
 
+def _chunk(item):
+    """(content type, bytes) of one item a streaming infer yielded."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return "application/octet-stream", bytes(item)
+    if isinstance(item, str):
+        return "text/plain; charset=utf-8", item.encode()
+    if isinstance(item, (dict, list)):
+        return "application/json", _json.dumps(item, default=_json_default).encode()
+    raise TypeError("infer() yielded %s: yield bytes, str or a dict" % type(item).__name__)
+
+
+def _stream(gen):
+    """infer() is a generator: each item it yields is one chunk, sent to the
+    client at once (status 200; the Content-Type is the first item's).
+    When the client goes away the generator is closed (GeneratorExit at its
+    yield). An empty generator answers an empty 200."""
+    n = 0
+    try:
+        for item in gen:
+            ct, data = _chunk(item)
+            n += 1
+            if not _ringmaster.emit(data, 200, ct):
+                gen.close()
+                return 499, "text/plain", b"client gone"
+    except BaseException:
+        if n == 0:
+            raise  # nothing went out yet: a plain error answer
+        tb = _traceback.format_exc()
+        for line in tb.rstrip().split("\n"):
+            _ringmaster.log(3, line)
+        return 500, "text/plain", b"infer failed mid-stream"
+    return 200, "application/octet-stream", b""
+
+
 def _handle(body, content_type, attempt, deadline, pool):
     """Called by the worker for each request: (status, content_type, bytes)."""
     req = Request(body, content_type, attempt, deadline)
     try:
         result = _model["infer"](req)
+        if hasattr(result, "__next__") and hasattr(result, "close") and hasattr(result, "send"):
+            return _stream(result)
         return _encode(result, req, pool)
     except BadRequest as e:
         return 400, "application/json", _json.dumps({"error": str(e) or "bad request"}).encode()
