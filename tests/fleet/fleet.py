@@ -254,7 +254,37 @@ backend be
 """
 
 
-class HAProxy:
+class _Program:
+    """A program of the rig (HAProxy, Prometheus) run with its own files in
+    self.tmp and its output in self.log_path: stop, read its log, clean up."""
+    stop_timeout = 5
+    proc = None
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class HAProxy(_Program):
     """/usr/sbin/haproxy -db (foreground) with a config in its own temp dir."""
 
     def __init__(self, rig, balance):
@@ -332,28 +362,6 @@ class HAProxy:
         wait_for(lambda: all(r["status"] == "UP" for r in self.stats().values()), timeout,
                  "haproxy to see every host UP")
 
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "_log", None):
-            self._log.close()
-            self._log = None
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ Prometheus
@@ -372,8 +380,9 @@ scrape_configs:
 """
 
 
-class Prometheus:
+class Prometheus(_Program):
     """/usr/bin/prometheus with its own config, TSDB dir and port; never a service."""
+    stop_timeout = 10
 
     def __init__(self, rig, rules):
         self.rig = rig
@@ -422,28 +431,6 @@ class Prometheus:
         """The instant vector (list of {metric, value}) of expr, now."""
         return self.api("query", query=expr)["result"]
 
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "_log", None):
-            self._log.close()
-            self._log = None
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ load
