@@ -339,6 +339,16 @@ class Server(Daemon):
 
 # ------------------------------------------------------------------ test base
 
+def have_python_handler():
+    """Was ringmaster built with the python handler (libpython3 present)?"""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".ini") as f:
+        f.write("[pool p]\nhandler = python\napp = x:y\n")
+        f.flush()
+        r = subprocess.run([RINGMASTER, "-t", "-c", f.name], capture_output=True, text=True)
+    return "unknown built-in" not in r.stderr
+
+
 class LoadLoop:
     """Threads looping on echo requests until stopped; counts statuses and errors."""
 

@@ -15,20 +15,11 @@ import threading
 import time
 import unittest
 
-from harness import RINGMASTER, LoadLoop, ServerTestCase, wait_for
+from harness import RINGMASTER, LoadLoop, ServerTestCase, have_python_handler, wait_for
 
 SRC = os.path.abspath(os.environ.get("srcdir", "."))
 APPS = os.path.join(SRC, "tests", "python_apps")
 DIGITS = os.path.join(SRC, "examples", "digits")
-
-
-def have_python_handler():
-    import tempfile
-    with tempfile.NamedTemporaryFile("w", suffix=".ini") as f:
-        f.write("[pool p]\nhandler = python\napp = x:y\n")
-        f.flush()
-        r = subprocess.run([RINGMASTER, "-t", "-c", f.name], capture_output=True, text=True)
-    return "unknown built-in" not in r.stderr
 
 
 def have_module(name):

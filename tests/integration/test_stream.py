@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import ServerTestCase, alive, proc_stat, wait_for
+from harness import ServerTestCase, alive, have_python_handler, proc_stat, wait_for
 
 
 def stream_pool(**keys):
@@ -444,20 +444,9 @@ class StreamTest(StreamBase):
             self.assertIsInstance(res, tuple, "stream %d: %r" % (i, res))
             self.assertEqual(res, (b"".join(expected(20)), True), "stream %d" % i)
 
-
 SRC = os.path.abspath(os.environ.get("srcdir", "."))
 APPS = os.path.join(SRC, "tests", "python_apps")
 MARKOV = os.path.join(SRC, "examples", "markov")
-
-
-def have_python_handler():
-    import subprocess
-    from harness import RINGMASTER
-    with tempfile.NamedTemporaryFile("w", suffix=".ini") as f:
-        f.write("[pool p]\nhandler = python\napp = x:y\n")
-        f.flush()
-        r = subprocess.run([RINGMASTER, "-t", "-c", f.name], capture_output=True, text=True)
-    return "unknown built-in" not in r.stderr
 
 
 @unittest.skipUnless(have_python_handler(), "ringmaster was built without the python handler")
