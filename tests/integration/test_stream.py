@@ -444,6 +444,7 @@ class StreamTest(StreamBase):
             self.assertIsInstance(res, tuple, "stream %d: %r" % (i, res))
             self.assertEqual(res, (b"".join(expected(20)), True), "stream %d" % i)
 
+
 SRC = os.path.abspath(os.environ.get("srcdir", "."))
 APPS = os.path.join(SRC, "tests", "python_apps")
 MARKOV = os.path.join(SRC, "examples", "markov")
