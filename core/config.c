@@ -727,6 +727,14 @@ static int set_global(struct parser *p, const char *name, const char *value)
                             msg, sizeof msg) < 0)
             return fail(p, p->lineno, "%s", msg);
     }
+    if (i == GK_metrics_listen) {
+        char msg[768];
+        cfg->nmetrics = 0;
+        if (strcmp(cfg->metrics_listen, "off") != 0 &&
+            rm_parse_listen(cfg->metrics_listen, cfg->metrics_addrs, RM_MAX_LISTEN, &cfg->nmetrics,
+                            msg, sizeof msg) < 0)
+            return fail(p, p->lineno, "metrics_listen (addresses or off): %s", msg);
+    }
     return 1;
 }
 
@@ -1024,6 +1032,19 @@ static int validate(struct parser *p)
         return fail(p, first_set(p->global_seen[GK_runtime_dir], 0, p->global_line),
                     "runtime_dir must be an absolute path, got \"%s\"", cfg->runtime_dir),
                -1;
+
+    /* metrics_listen must not take an address of listen: the split would
+     * be a lie (rm_listen_check also compares resolved addresses). */
+    for (size_t m = 0; m < cfg->nmetrics; m++)
+        for (size_t l = 0; l < cfg->nlisten; l++) {
+            const struct rm_listen_addr *ma = &cfg->metrics_addrs[m], *la = &cfg->listen_addrs[l];
+            if (ma->kind == la->kind && (ma->kind == RM_LISTEN_UNIX ? strcmp(ma->path, la->path) == 0
+                                       : ma->port == la->port && strcmp(ma->host, la->host) == 0))
+                return fail(p, p->global_seen[GK_metrics_listen],
+                            "metrics_listen repeats an address of listen: give /metrics its own address, "
+                            "or metrics_listen = off to serve it on listen"),
+                       -1;
+        }
 
     /* access_log: a path (relative to the file's folder) or off */
     if (strcmp(cfg->access_log, "off") != 0 && cfg->access_log[0] != '/') {

@@ -48,7 +48,8 @@ static_assert(RM_MAX_GATEWAYS < RM_SHM_MAX_PROCS, "gateways fit the slot owner f
     X(DUR,  backoff_max,        "backoff_max",        "30s",    100, 3600000)    \
     X(STR,  user,               "user",               "",       0, 0)            \
     X(STR,  group,              "group",              "",       0, 0)            \
-    X(STR,  access_log,         "access_log",         "off",    0, 0)
+    X(STR,  access_log,         "access_log",         "off",    0, 0)            \
+    X(STR,  metrics_listen,     "metrics_listen",     "off",    0, 0)
 
 #define RM_POOL_KEYS(X)                                                          \
     X(STR,  handler,            "handler",            "",       0, 0)            \
@@ -115,6 +116,9 @@ struct rm_config {
     struct rm_identity gw_id;  /* gateways: [ringmaster] user/group */
     struct rm_listen_addr listen_addrs[RM_MAX_LISTEN];
     size_t nlisten;
+    /* metrics_listen: where /metrics is served instead of on listen (0: off) */
+    struct rm_listen_addr metrics_addrs[RM_MAX_LISTEN];
+    size_t nmetrics;
     struct rm_pool_config pools[RM_MAX_POOLS];
     size_t npools;
 };

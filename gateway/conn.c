@@ -87,7 +87,8 @@ void gw_conn_close(struct gw *gw, struct gw_conn *c)
     gw_spares_refill(gw);
 }
 
-void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned peerlen, bool reserve)
+void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned peerlen, bool reserve,
+                  bool metrics_port)
 {
     bool over = reserve || gw->nactive >= gw->max_connections;
     if (over && !reserve && gw->nactive >= gw->max_connections + OVERFLOW_CONNS) {
@@ -124,6 +125,7 @@ void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned p
         return;
     }
     c->fd = fd;
+    c->metrics_port = metrics_port;
     gw_conn_start(gw, c);
     /* the client's address, for the access log */
     char host[NI_MAXHOST] = "-", serv[NI_MAXSERV] = "";

@@ -49,6 +49,8 @@ static void gw_cleanup(struct gw *gw)
             close(gw->lfds[i]);
     free(gw->lfds);
     gw->lfds = NULL;
+    free(gw->lmetrics);
+    gw->lmetrics = NULL;
     gw_buf_free(&gw->scratch);
     if (gw->epfd >= 0)
         close(gw->epfd);
@@ -112,7 +114,7 @@ static void on_accept(struct gw *gw, size_t li)
                     break;
                 }
                 if (fd >= 0) {
-                    gw_conn_open(gw, fd, (struct sockaddr *)&peer, plen, true);
+                    gw_conn_open(gw, fd, (struct sockaddr *)&peer, plen, true, gw->lmetrics[li]);
                     continue;
                 }
             }
@@ -126,7 +128,7 @@ static void on_accept(struct gw *gw, size_t li)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  /* fails on unix sockets: fine */
-        gw_conn_open(gw, fd, (struct sockaddr *)&peer, plen, false);
+        gw_conn_open(gw, fd, (struct sockaddr *)&peer, plen, false, gw->lmetrics[li]);
     }
 }
 
@@ -395,11 +397,15 @@ static void setup(struct gw *gw, const struct rm_gw_ctx *ctx, bool whole_process
     gw_http_settings(&gw->settings);
 
     gw->lfds = malloc(sizeof(int) * (ctx->nlisten ? ctx->nlisten : 1));
-    if (!gw->lfds)
+    gw->lmetrics = calloc(ctx->nlisten ? ctx->nlisten : 1, 1);
+    if (!gw->lfds || !gw->lmetrics)
         setup_failed(gw, "malloc");
     gw->nlisten = ctx->nlisten;
-    for (size_t i = 0; i < ctx->nlisten; i++)
+    for (size_t i = 0; i < ctx->nlisten; i++) {
         gw->lfds[i] = ctx->listen_fds[i];
+        gw->lmetrics[i] = ctx->listen_metrics ? ctx->listen_metrics[i] : 0;
+        gw->metrics_apart |= gw->lmetrics[i] != 0;
+    }
 
     gw->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (gw->epfd < 0)

@@ -35,6 +35,7 @@ struct rm_gw_ctx {
     struct rm_gw_limits limits;
     unsigned index;          /* gateway number == scoreboard index */
     const int *listen_fds;   /* non-blocking listening sockets */
+    const unsigned char *listen_metrics; /* per socket, 1: metrics_listen (/metrics and health only) */
     size_t nlisten;
     int wake_fd;             /* eventfd: a slot of ours is DONE */
     int chan_fd;             /* the master's channel: memfds of pools created later; -1 none */

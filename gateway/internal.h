@@ -149,6 +149,7 @@ struct gw_conn {
     bool hdrs_done;           /* parser paused at the end of the headers */
     bool head;                /* HEAD request: no body in the answer */
     bool overflow;            /* over max_connections: health answered, anything else 503, then closed */
+    bool metrics_port;        /* accepted on a metrics_listen socket */
     uint64_t phase_start_ns;  /* when phase began (header timeout, idle timeout) */
     uint64_t req_start_ns;    /* first byte of the current request (access log) */
     unsigned attempt;         /* runs of the answered request (access log; 0: not an inference) */
@@ -257,6 +258,8 @@ struct gw {
     int chan_fd;              /* the master's channel (new pools' memfds), -1 none */
     int access_fd;            /* access log, -1 off */
     int *lfds;                /* our copies of the listening sockets, -1 closed */
+    unsigned char *lmetrics;  /* per socket, 1: a metrics_listen socket */
+    bool metrics_apart;       /* metrics_listen set: /metrics only there, only /metrics and health there */
     size_t nlisten;
     bool accept_paused;       /* EMFILE: listening sockets out of epoll until the tick */
     int spare_fds[GW_SPARE_FDS]; /* held back: given up to take a health probe when descriptors run out */
@@ -298,7 +301,8 @@ struct gw {
 struct sockaddr;
 /* Accepted: set up, or refuse. reserve: taken with a spare descriptor
  * (health only, then closed). */
-void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned peerlen, bool reserve);
+void gw_conn_open(struct gw *gw, int fd, const struct sockaddr *peer, unsigned peerlen, bool reserve,
+                  bool metrics_port);
 void gw_conn_start(struct gw *gw, struct gw_conn *c);   /* reset for a new connection */
 void gw_conn_close(struct gw *gw, struct gw_conn *c);
 /* Keep GW_SPARE_FDS descriptors in reserve (after a connection closed). */

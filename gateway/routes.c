@@ -42,6 +42,20 @@ void gw_route_classify(struct gw *gw, struct gw_conn *c)
     const char *path = c->url;
     const char *query = memchr(c->url, '?', c->url_len);
     size_t len = query ? (size_t)(query - c->url) : c->url_len;
+    if (gw->metrics_apart) {
+        /* metrics_listen is set: its sockets answer /metrics and the health
+         * paths only (a scraper or a probe, never inference); the listen
+         * sockets answer everything but /metrics. */
+        bool metrics = path_is(path, len, "/metrics");
+        if (c->metrics_port && metrics)
+            c->route = GW_R_METRICS;
+        else if (c->metrics_port && path_is(path, len, "/v2/health/live"))
+            c->route = GW_R_LIVE;
+        else if (c->metrics_port && path_is(path, len, "/v2/health/ready"))
+            c->route = GW_R_READY;
+        if (c->metrics_port || metrics)
+            return;
+    }
     if (path_is(path, len, "/v2/health/live")) {
         c->route = GW_R_LIVE;
     } else if (path_is(path, len, "/v2/health/ready")) {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,23 @@ static int open_unix(const struct rm_listen_addr *a, char *name, size_t namelen,
     return fd;
 }
 
+/* Bind addrs (listen or metrics_listen) and add them to l. */
+static int open_list(struct rm_listeners *l, const struct rm_listen_addr *addrs, size_t naddrs, bool metrics,
+                     char *err, size_t errlen)
+{
+    for (size_t i = 0; i < naddrs && l->n < RM_MAX_LISTENERS; i++) {
+        const struct rm_listen_addr *a = &addrs[i];
+        int fd = a->kind == RM_LISTEN_UNIX ? open_unix(a, l->names[l->n], sizeof l->names[0], err, errlen)
+                                           : open_tcp(a, l->names[l->n], sizeof l->names[0], err, errlen);
+        if (fd < 0)
+            return -1;
+        l->metrics[l->n] = metrics;
+        l->nmetrics += metrics;
+        l->fds[l->n++] = fd;
+    }
+    return 0;
+}
+
 int rm_listen_open(struct rm_listeners *l, const struct rm_config *cfg, char *err, size_t errlen)
 {
     memset(l, 0, sizeof *l);
@@ -129,45 +147,54 @@ int rm_listen_open(struct rm_listeners *l, const struct rm_config *cfg, char *er
         snprintf(err, errlen, "sd_listen_fds_with_names: %s", strerror(-n));
         return -1;
     }
-    if (n > 0) {
-        for (int i = 0; i < n && l->n < RM_MAX_LISTEN; i++) {
-            int fd = SD_LISTEN_FDS_START + i;
-            if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-                snprintf(err, errlen, "systemd passed fd %d (%s) that is not a listening stream socket", fd,
-                         names && names[i] ? names[i] : "?");
-                return -1;
-            }
-            if (set_flags(fd) < 0) {
-                snprintf(err, errlen, "fcntl(fd %d): %s", fd, strerror(errno));
-                return -1;
-            }
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        int fd = SD_LISTEN_FDS_START + i;
+        const char *name = names && names[i] ? names[i] : "?";
+        if (l->n == RM_MAX_LISTENERS) {
+            snprintf(err, errlen, "systemd passed more than %d sockets", RM_MAX_LISTENERS);
+            rc = -1;
+        } else if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+            snprintf(err, errlen, "systemd passed fd %d (%s) that is not a listening stream socket", fd, name);
+            rc = -1;
+        } else if (set_flags(fd) < 0) {
+            snprintf(err, errlen, "fcntl(fd %d): %s", fd, strerror(errno));
+            rc = -1;
+        } else {
+            bool metrics = strcmp(name, "metrics") == 0;
             l->fds[l->n] = fd;
-            snprintf(l->names[l->n], sizeof l->names[0], "systemd:%s", names && names[i] ? names[i] : "?");
+            l->metrics[l->n] = metrics;
+            l->nmetrics += metrics;
+            snprintf(l->names[l->n], sizeof l->names[0], "systemd:%s", name);
             l->n++;
         }
-        if (names) {
-            for (int i = 0; i < n; i++)
-                free(names[i]);
-            free(names);
-        }
+    }
+    if (names) {
+        for (int i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+    }
+    if (rc == 0 && n > 0) {
         l->from_systemd = 1;
-        return 0;
-    }
-    for (size_t i = 0; i < cfg->nlisten; i++) {
-        const struct rm_listen_addr *a = &cfg->listen_addrs[i];
-        int fd = a->kind == RM_LISTEN_UNIX ? open_unix(a, l->names[l->n], sizeof l->names[0], err, errlen)
-                                           : open_tcp(a, l->names[l->n], sizeof l->names[0], err, errlen);
-        if (fd < 0) {
-            rm_listen_close(l);
-            return -1;
+        l->metrics_from_systemd = l->nmetrics > 0;
+        if (l->n == l->nmetrics) {
+            snprintf(err, errlen, "systemd passed only sockets named \"metrics\": no socket to serve requests on");
+            rc = -1;
+        } else if (l->nmetrics == 0) {
+            rc = open_list(l, cfg->metrics_addrs, cfg->nmetrics, true, err, errlen);
         }
-        l->fds[l->n++] = fd;
+    } else if (rc == 0) {
+        rc = open_list(l, cfg->listen_addrs, cfg->nlisten, false, err, errlen);
+        if (rc == 0)
+            rc = open_list(l, cfg->metrics_addrs, cfg->nmetrics, true, err, errlen);
+        if (rc == 0 && l->n == l->nmetrics) {
+            snprintf(err, errlen, "no listen address");
+            rc = -1;
+        }
     }
-    if (l->n == 0) {
-        snprintf(err, errlen, "no listen address");
-        return -1;
-    }
-    return 0;
+    if (rc < 0)
+        rm_listen_close(l);
+    return rc;
 }
 
 void rm_listen_close(struct rm_listeners *l)
@@ -176,15 +203,25 @@ void rm_listen_close(struct rm_listeners *l)
         if (l->fds[i] >= 0)
             close(l->fds[i]);
     l->n = 0;
+    l->nmetrics = 0;
 }
 
 int rm_listen_check(const struct rm_config *cfg, char *err, size_t errlen)
 {
-    struct sockaddr_storage seen[RM_MAX_LISTEN];
-    socklen_t seen_len[RM_MAX_LISTEN];
+    /* listen, then metrics_listen: one list, so that an address given in
+     * both is caught like one given twice. */
+    const struct rm_listen_addr *all[RM_MAX_LISTENERS];
+    size_t nall = 0;
+    for (size_t i = 0; i < cfg->nlisten && nall < RM_MAX_LISTENERS; i++)
+        all[nall++] = &cfg->listen_addrs[i];
+    for (size_t i = 0; i < cfg->nmetrics && nall < RM_MAX_LISTENERS; i++)
+        all[nall++] = &cfg->metrics_addrs[i];
+
+    struct sockaddr_storage seen[RM_MAX_LISTENERS];
+    socklen_t seen_len[RM_MAX_LISTENERS];
     size_t nseen = 0;
-    for (size_t i = 0; i < cfg->nlisten; i++) {
-        const struct rm_listen_addr *a = &cfg->listen_addrs[i];
+    for (size_t i = 0; i < nall; i++) {
+        const struct rm_listen_addr *a = all[i];
         if (a->kind == RM_LISTEN_UNIX) {
             char dir[sizeof a->path];
             snprintf(dir, sizeof dir, "%s", a->path);
@@ -197,8 +234,9 @@ int rm_listen_check(const struct rm_config *cfg, char *err, size_t errlen)
                 return -1;
             }
             for (size_t k = 0; k < i; k++)
-                if (cfg->listen_addrs[k].kind == RM_LISTEN_UNIX && strcmp(cfg->listen_addrs[k].path, a->path) == 0) {
-                    snprintf(err, errlen, "listen unix:%s is given twice", a->path);
+                if (all[k]->kind == RM_LISTEN_UNIX && strcmp(all[k]->path, a->path) == 0) {
+                    snprintf(err, errlen, "listen unix:%s is given twice (listen and metrics_listen count as one list)",
+                             a->path);
                     return -1;
                 }
             continue;
@@ -215,10 +253,11 @@ int rm_listen_check(const struct rm_config *cfg, char *err, size_t errlen)
             return -1;
         for (size_t k = 0; k < nseen; k++)
             if (addrlen && seen_len[k] == addrlen && memcmp(&seen[k], &addr, addrlen) == 0) {
-                snprintf(err, errlen, "listen %s:%u is given twice", a->host[0] ? a->host : "*", a->port);
+                snprintf(err, errlen, "listen %s:%u is given twice (listen and metrics_listen count as one list)",
+                         a->host[0] ? a->host : "*", a->port);
                 return -1;
             }
-        if (nseen < RM_MAX_LISTEN && addrlen) {
+        if (nseen < RM_MAX_LISTENERS && addrlen) {
             seen[nseen] = addr;
             seen_len[nseen++] = addrlen;
         }

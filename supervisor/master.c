@@ -436,7 +436,7 @@ int rm_master_run(const struct rm_config *cfg)
     }
     srand((unsigned)(M->pid ^ rm_now_ns()));
     for (size_t i = 0; i < M->lis.n; i++)
-        rm_notice("listening on %s", M->lis.names[i]);
+        rm_notice("listening on %s%s", M->lis.names[i], M->lis.metrics[i] ? " (/metrics and health only)" : "");
 
     uint64_t now = rm_now_ns();
     M->started_ns = now;

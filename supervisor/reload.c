@@ -63,6 +63,13 @@ void reload_finished(int ok, const char *why)
  */
 static int start_reload(char *why, size_t len);
 
+/* The same address list (parsed: blanks and spelling of "off" aside). */
+static bool same_addrs(const struct rm_listen_addr *a, size_t na, const struct rm_listen_addr *b, size_t nb)
+{
+    /* memcmp is exact: the parser zeroes each address before filling it */
+    return na == nb && (na == 0 || memcmp(a, b, na * sizeof *a) == 0);
+}
+
 /* A reload that cannot start (a bad file) counts as a failed one. */
 int begin_reload(char *why, size_t len)
 {
@@ -102,6 +109,16 @@ static int start_reload(char *why, size_t len)
     rm_runtime_dir_resolve(nc);
     if (nc->gateways != M->cfg.gateways || strcmp(nc->runtime_dir, M->cfg.runtime_dir) != 0) {
         snprintf(why, len, "gateways and runtime_dir cannot change on reload: restart ringmaster");
+        free(nc);
+        return -1;
+    }
+    /* The sockets are bound once, at start: a changed address would be
+     * ignored without a word. Under socket activation systemd owns listen
+     * (and metrics_listen too when it passes a "metrics" socket). */
+    if ((!M->lis.from_systemd && !same_addrs(nc->listen_addrs, nc->nlisten, M->cfg.listen_addrs, M->cfg.nlisten)) ||
+        (!M->lis.metrics_from_systemd &&
+         !same_addrs(nc->metrics_addrs, nc->nmetrics, M->cfg.metrics_addrs, M->cfg.nmetrics))) {
+        snprintf(why, len, "listen and metrics_listen cannot change on reload: restart ringmaster");
         free(nc);
         return -1;
     }

@@ -249,7 +249,7 @@ int spawn(unsigned sb, int role, unsigned pool, unsigned index)
             rm_proctitle_set("ringmaster: gateway %u", index);
             struct rm_gw_ctx gctx = {
                 .seg = &M->seg, .limits = rm_gw_limits_from(&M->cfg), .index = index,
-                .listen_fds = M->lis.fds, .nlisten = M->lis.n,
+                .listen_fds = M->lis.fds, .listen_metrics = M->lis.metrics, .nlisten = M->lis.n,
                 .wake_fd = M->wake_fds[index], .chan_fd = zsv[1], .access_fd = M->access_fd,
                 .master_pid = M->pid,
             };

@@ -426,6 +426,28 @@ static void test_bad_listen_rejected(void)
                     NAME ":3: bad listen address \"127.0.0.1\"", "host:port");
 }
 
+static void test_metrics_listen(void)
+{
+    expect_ok("[pool a]\nhandler = echo\n");
+    CU_ASSERT_STRING_EQUAL(cfg.metrics_listen, "off");
+    CU_ASSERT_EQUAL(cfg.nmetrics, 0);
+    expect_ok("[ringmaster]\nmetrics_listen = 127.0.0.1:9100, unix:/run/m.sock\n[pool a]\nhandler = echo\n");
+    CU_ASSERT_EQUAL_FATAL(cfg.nmetrics, 2);
+    CU_ASSERT_EQUAL(cfg.metrics_addrs[0].kind, RM_LISTEN_TCP);
+    CU_ASSERT_STRING_EQUAL(cfg.metrics_addrs[0].host, "127.0.0.1");
+    CU_ASSERT_EQUAL(cfg.metrics_addrs[0].port, 9100);
+    CU_ASSERT_EQUAL(cfg.metrics_addrs[1].kind, RM_LISTEN_UNIX);
+    CU_ASSERT_STRING_EQUAL(cfg.metrics_addrs[1].path, "/run/m.sock");
+    CU_ASSERT_EQUAL(cfg.nlisten, 1); /* listen untouched */
+    expect_error_at("[ringmaster]\nmetrics_listen = 9100\n[pool a]\n",
+                    NAME ":2: metrics_listen (addresses or off): bad listen address \"9100\"", "host:port");
+    expect_error_at("[ringmaster]\nmetrics_listen =\n[pool a]\n", NAME ":2: metrics_listen", "empty");
+    expect_error_at("[ringmaster]\nlisten = 127.0.0.1:80, unix:/s\nmetrics_listen = :9100, unix:/s\n[pool a]\nhandler = echo\n",
+                    NAME ":3: metrics_listen repeats an address of listen", "metrics_listen = off");
+    expect_error_at("[ringmaster]\nlisten = 127.0.0.1:80\nmetrics_listen = 127.0.0.1:80\n[pool a]\nhandler = echo\n",
+                    NAME ":3: metrics_listen repeats an address of listen", "own address");
+}
+
 static void test_out_of_range_rejected(void)
 {
     expect_error("[pool a]\nworkers = 0\n",
@@ -763,6 +785,7 @@ static const rm_test tests[] = {
     RM_TEST(test_key_outside_section_rejected),
     RM_TEST(test_listen_list_parsed),
     RM_TEST(test_bad_listen_rejected),
+    RM_TEST(test_metrics_listen),
     RM_TEST(test_out_of_range_rejected),
     RM_TEST(test_heartbeat_timeout_must_exceed_interval),
     RM_TEST(test_workers_plus_spares_limited),

@@ -188,6 +188,7 @@ class Server(Daemon):
 
     def __init__(self, pools=None, **global_keys):
         super().__init__(pools=pools, tmp_prefix="rm-it-", **global_keys)
+        self.metrics_port = None  # metrics_listen's TCP port, when a test sets one
         self._stop_poll = threading.Event()
         self._poller = None
 
@@ -288,9 +289,10 @@ class Server(Daemon):
 
     # ---- HTTP
 
-    def http(self, method, path, body=None, headers=None, timeout=10.0):
-        """One request on a fresh connection: (status, {lower-name: value}, body)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+    def http(self, method, path, body=None, headers=None, timeout=10.0, port=None):
+        """One request on a fresh connection (to port, default the listen
+        port): (status, {lower-name: value}, body)."""
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             r = conn.getresponse()
@@ -310,7 +312,7 @@ class Server(Daemon):
     def metric(self, name, **labels):
         """Sum of the /metrics samples called name whose labels include
         labels; None if there is no such sample."""
-        st, _, body = self.http("GET", "/metrics")
+        st, _, body = self.http("GET", "/metrics", port=self.metrics_port)
         if st != 200:
             raise AssertionError("GET /metrics: %d %r" % (st, body[:200]))
         return metric_sum(body.decode("utf-8"), name, **labels)

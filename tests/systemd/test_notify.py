@@ -278,6 +278,39 @@ class SocketActivationTest(unittest.TestCase):
         lsock.close()
         self.assertEqual(result.get("r"), (200, b"while down"), f"{result} {d2.log()}")
 
+    def test_passed_socket_named_metrics_serves_only_metrics(self):
+        socks = []
+        for _ in range(2):
+            ls = socket.socket()
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ls.bind(("127.0.0.1", 0))
+            ls.listen(64)
+            self.addCleanup(ls.close)
+            socks.append(ls)
+        http_port, metrics_port = (ls.getsockname()[1] for ls in socks)
+        fds = [ls.fileno() for ls in socks]
+        # fd 3 "http", fd 4 "metrics"; the INI's metrics_listen (another
+        # port) must not be bound: systemd's metrics socket wins.
+        ini_metrics = free_port()
+        cmd = (f'exec 3<&{fds[0]} 4<&{fds[1]}; LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=http:metrics '
+               'exec "$0" "$@"')
+        d = self.daemon()
+        d.global_keys["metrics_listen"] = "127.0.0.1:%d" % ini_metrics
+        d.write_ini()
+        d.start(wrapper=["sh", "-c", cmd], pass_fds=tuple(fds),
+                ready=lambda: get(http_port, "/v2/health/ready")[0] == 200)
+        st, body = get(metrics_port, "/metrics")
+        self.assertEqual(st, 200, body[:200])
+        self.assertIn(b"ringmaster_up 1", body)
+        self.assertEqual(get(http_port, "/metrics")[0], 404)
+        self.assertEqual(post(http_port, b"served")[1], b"served")
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            post(metrics_port, b"not here")
+        self.assertEqual(cm.exception.code, 404)
+        self.assertIsNone(get(ini_metrics, "/metrics", timeout=0.5)[0],
+                          "the INI's metrics_listen must not be bound when systemd passes a metrics socket")
+        self.assertIn("systemd:metrics (/metrics and health only)", d.log())
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
