@@ -46,6 +46,7 @@ struct pool_sample {
     uint64_t served_exited; /* the master's count of reaped workers' */
     uint64_t codes[RM_CODE_N];
     uint64_t dur_hist[RM_HIST_BUCKETS + 1];
+    uint64_t streams[RM_STREAM_RESULTS]; /* enum rm_stream_result */
 };
 
 struct proc_sample {
@@ -182,6 +183,8 @@ static void sample_pool(const struct rm_seg *seg, unsigned i, struct pool_sample
             ps->codes[c] += atomic_load_explicit(&st->codes[c], memory_order_relaxed);
         for (unsigned b = 0; b <= RM_HIST_BUCKETS; b++)
             ps->dur_hist[b] += atomic_load_explicit(&st->dur_hist[b], memory_order_relaxed);
+        for (unsigned r = 0; r < RM_STREAM_RESULTS; r++)
+            ps->streams[r] += atomic_load_explicit(&st->streams[r], memory_order_relaxed);
     }
     pool_served(seg, i, &ps->served_live, &ps->served_exited);
 }
@@ -443,6 +446,19 @@ static void print_text(const struct sample *cur, const struct sample *prev, doub
         printf("  served %llu in all: %llu by live workers, %llu by exited ones\n",
                (unsigned long long)(p->served_live + p->served_exited), (unsigned long long)p->served_live,
                (unsigned long long)p->served_exited);
+        if (p->streams[RM_STREAMS_STARTED]) {
+            uint64_t s = p->streams[RM_STREAMS_STARTED], done = 0;
+            for (unsigned r = 0; r < RM_STREAM_RESULTS; r++)
+                if (r != RM_STREAMS_STARTED)
+                    done += p->streams[r];
+            printf("  streams since start: %llu started", (unsigned long long)s);
+            for (unsigned r = 0; r < RM_STREAM_RESULTS; r++)
+                if (r != RM_STREAMS_STARTED)
+                    printf(", %llu %s", (unsigned long long)p->streams[r], rm_stream_result_name(r));
+            /* Counters read one by one, while streams go on: open is an
+             * estimate, clamped at 0. */
+            printf(", %llu open\n", (unsigned long long)(s > done ? s - done : 0));
+        }
         for (size_t k = 0; k < cur->nprocs; k++)
             if (cur->procs[k].pool == i)
                 print_proc(&cur->procs[k]);
@@ -546,7 +562,10 @@ static void print_json(const struct sample *cur, const struct sample *prev, doub
         json_codes(p->codes);
         printf(",\"latency\":");
         json_latency(p->dur_hist);
-        printf("}");
+        printf(",\"streams\":{");
+        for (unsigned r = 0; r < RM_STREAM_RESULTS; r++)
+            printf("%s\"%s\":%llu", r ? "," : "", rm_stream_result_name(r), (unsigned long long)p->streams[r]);
+        printf("}}");
         first = 0;
     }
     printf("],\"other_answers\":");

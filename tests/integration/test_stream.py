@@ -149,6 +149,12 @@ class StreamBase(ServerTestCase):
         except AssertionError:
             self.fail("ringmaster_streams_total{result=%s} is %r, expected %r"
                       % (result, srv.metric("ringmaster_streams_total", pool="s", result=result), value))
+        # ringmasterctl status reads the same counters: JSON and text agree.
+        self.assertEqual(srv.pool_status("s")["streams"][result], value, "ringmasterctl status --json: streams")
+        if value:
+            text = srv.ctl("status").stdout
+            self.assertIn("%d %s" % (value, result), text.split("streams since start:", 1)[-1].split("\n")[0],
+                          "ringmasterctl status: the streams line\n" + text)
 
 
 class StreamTest(StreamBase):
