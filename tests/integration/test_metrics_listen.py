@@ -27,9 +27,12 @@ def unix_get(path, url, timeout=5.0):
 
 class MetricsListen(ServerTestCase):
     def start(self, **keys):
+        srv = self.server(pools={"echo": {"handler": "echo", "workers": 1}}, start=False, **keys)
         mport = free_port()
-        srv = self.server(pools={"echo": {"handler": "echo", "workers": 1}}, start=False,
-                          metrics_listen="127.0.0.1:%d" % mport, **keys)
+        while mport == srv.port:  # two picks can coincide
+            mport = free_port()
+        srv.global_keys["metrics_listen"] = "127.0.0.1:%d" % mport
+        srv.write_ini()
         srv.metrics_port = mport
         srv.start()
         return srv, mport
@@ -123,9 +126,12 @@ class MetricsListen(ServerTestCase):
             r = subprocess.run([RINGMASTER, "-t", "-c", ini], capture_output=True, text=True, timeout=30)
             self.assertNotEqual(r.returncode, 0, (listen, metrics, r.stdout))
             self.assertIn(want, r.stderr, (listen, metrics))
+        other = free_port()
+        while other == port:
+            other = free_port()
         with open(ini, "w") as f:
             f.write("[ringmaster]\nlisten = 127.0.0.1:%d\nmetrics_listen = 127.0.0.1:%d\nruntime_dir = %s/run\n"
-                    "[pool echo]\nhandler = echo\n" % (port, free_port(), d))
+                    "[pool echo]\nhandler = echo\n" % (port, other, d))
         r = subprocess.run([RINGMASTER, "-t", "-c", ini], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
 
