@@ -6,7 +6,10 @@
 # answer, no over-run, no lost request of a survivor, no survivor blocked),
 # and when the same model with Vyukov's claim-then-publish ring DOES yield a
 # counterexample (so the check is not blind). Prints the state counts and the
-# counterexample's length. Needs spin and a C compiler (exit 77 without spin).
+# counterexample's length. Then the stream queue's model (tests/model/stream.pml:
+# one worker, one gateway, the chunk records and the two Dekker pairs of its
+# wake-ups), exhaustively, and three broken variants that must be caught.
+# Needs spin and a C compiler (exit 77 without spin).
 set -eu
 srcdir=${srcdir:-.}
 model=$(cd "$srcdir" && pwd)/tests/model/ring.pml
@@ -36,13 +39,40 @@ fi
 spin -DVYUKOV -a ring.pml >/dev/null
 cc -O2 -DSAFETY -DREACH -o panv pan.c
 ./panv -m2000000 -i >outv.txt 2>&1 || true
-if ! grep -q "invalid end state\|assertion violated" outv.txt; then
+if ! grep -Eq "pan:[0-9]+: (invalid end state|assertion violated)" outv.txt; then
     echo "model_check.sh: the Vyukov ring was NOT caught: the check is blind" >&2
     cat outv.txt >&2
     exit 1
 fi
 len=$(grep -o "reducing search depth to [0-9]*" outv.txt | tail -1 | awk '{print $NF}')
 [ -n "$len" ] || len=$(grep -o "at depth [0-9]*" outv.txt | head -1 | awk '{print $NF}')
-kind=$(grep -o "invalid end state\|assertion violated" outv.txt | head -1)
+kind=$(grep -Eo "pan:[0-9]+: (invalid end state|assertion violated)" outv.txt | head -1 | sed "s/^pan:[0-9]*: //")
 echo "  vyukov ring: caught ($kind), shortest counterexample $len steps"
+
+# 3. the streamed answer's chunk queue (tests/model/stream.pml): no error
+#    allowed; then three broken variants, each of which must be caught.
+cp "$(dirname "$model")/stream.pml" stream.pml
+spin -a stream.pml >/dev/null
+cc -O2 -DSAFETY -o pans pan.c
+./pans -m200000 >outs.txt 2>&1 || true
+grep -E "errors:|states, stored|depth reached|elapsed" outs.txt | sed 's/^/  stream queue: /'
+if ! grep -q "errors: 0" outs.txt || grep -q "Search not completed" outs.txt; then
+    echo "model_check.sh: the model of the stream queue has an error (or the search did not complete):" >&2
+    cat outs.txt >&2
+    [ -f stream.pml.trail ] && spin -t -p stream.pml | tail -60 >&2
+    exit 1
+fi
+for mut in MUT_WAKE_FIRST MUT_NO_RECHECK MUT_NO_ROOM; do
+    rm -f stream.pml.trail
+    spin -D$mut -a stream.pml >/dev/null
+    cc -O2 -DSAFETY -o panm pan.c
+    ./panm -m200000 >outm.txt 2>&1 || true
+    found=$(grep -Eo "pan:[0-9]+: (invalid end state|assertion violated)" outm.txt | head -1 | sed "s/^pan:[0-9]*: //")
+    if [ -z "$found" ]; then
+        echo "model_check.sh: the stream queue variant $mut was NOT caught: the check is blind" >&2
+        cat outm.txt >&2
+        exit 1
+    fi
+    echo "  stream queue with $mut: caught ($found)"
+done
 echo "model_check.sh: PASS"
