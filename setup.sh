@@ -20,7 +20,7 @@ esac
 
 BUILD_PKGS="build-essential autoconf automake pkg-config libsystemd-dev libinih-dev
   libcunit1-dev node-llhttp libck-dev libjansson-dev libtesseract-dev
-  libleptonica-dev tesseract-ocr-eng curl libpython3.11-dev python3-numpy python3-sklearn"
+  libleptonica-dev libsodium-dev tesseract-ocr-eng curl libpython3.11-dev python3-numpy python3-sklearn"
 TEST_PKGS="python3 prometheus haproxy iproute2 systemd procps spin clang libclang-rt-14-dev debootstrap util-linux"
 
 pkgs=$BUILD_PKGS

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "tests/cunit_util.h"
 #include "tests/text_image.h"
@@ -178,28 +179,18 @@ static size_t words_correct(const char *ref, const char *hyp, size_t *nref)
     return d[n][m] >= n ? 0 : n - d[n][m];
 }
 
+/* Base64 of p by libsodium, in one of its variants (default: standard, padded). */
+static char *base64_v(const unsigned char *p, size_t n, int variant)
+{
+    size_t cap = sodium_base64_ENCODED_LEN(n, variant);
+    char *out = malloc(cap);
+    sodium_bin2base64(out, cap, p, n, variant);
+    return out;
+}
+
 static char *base64(const unsigned char *p, size_t n)
 {
-    static const char a[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        *o++ = a[v >> 18];
-        *o++ = a[(v >> 12) & 63];
-        *o++ = a[(v >> 6) & 63];
-        *o++ = a[v & 63];
-    }
-    if (i < n) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-        *o++ = a[v >> 18];
-        *o++ = a[(v >> 12) & 63];
-        *o++ = i + 1 < n ? a[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    *o = '\0';
-    return out;
+    return base64_v(p, n, sodium_base64_VARIANT_ORIGINAL);
 }
 
 static char *v2_request(const char *b64, const char *id)
@@ -412,11 +403,19 @@ static void test_ocr_v2_json_round_trip(void)
 
 static void test_ocr_v2_bad_base64_is_400(void)
 {
-    static const char *const bad[] = { "iVBORw0KGgo*AAAA", "iVBORw0KGgoAA", "iVBO=Rw0" };
+    static const struct { const char *b64, *why; } bad[] = {
+        { "iVBORw0KGgo*AAAA", "bad base64: character '*' at offset 11" },
+        { "iVBORw0KGgoAA", "bad base64: truncated" },                /* 13 characters */
+        { "iVBO=Rw0", "bad base64: stray '=' at offset 4" },
+        { "iVBORw0KGgo==", "bad base64: stray '=' at offset 12" },   /* one '=' too many */
+        { "AB==", "bad base64: truncated or wrong '=' padding" },   /* leftover bits not zero */
+        { "iVBO\x01Rw0", "bad base64: byte 0x01 at offset 4" },
+        { "iVBO+Rw-", "bad base64: character '+' at offset 4" },    /* two alphabets */
+    };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *req = v2_request(bad[i], "x");
+        char *req = v2_request(bad[i].b64, "x");
         struct call c = run(req, strlen(req), "application/json", RESP_CAP);
-        expect_error(&c, 400, "base64");
+        expect_error(&c, 400, bad[i].why);
         call_free(&c);
         free(req);
     }
@@ -426,6 +425,44 @@ static void test_ocr_v2_bad_base64_is_400(void)
     expect_error(&c, 400, "not a PNG, JPEG, TIFF or PNM image");
     call_free(&c);
     free(req);
+}
+
+/* Standard or URL-safe alphabet, '=' padding or none, MIME line breaks:
+ * the same image, the same text. */
+static void test_ocr_v2_base64_forms_accepted(void)
+{
+    static const char *const line[] = { "Every form of base64." };
+    size_t size;
+    l_uint8 *png = make_image(line, 1, IFF_PNG, &size);
+    static const int variants[] = { sodium_base64_VARIANT_ORIGINAL, sodium_base64_VARIANT_ORIGINAL_NO_PADDING,
+                                    sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING };
+    for (size_t v = 0; v <= sizeof variants / sizeof variants[0]; v++) {
+        char *b64 = base64_v(png, size, variants[v % 4]);
+        if (v == 4) { /* the first form again, broken into 76-character lines */
+            size_t n = strlen(b64);
+            char *lines = malloc(n + n / 76 * 2 + 1), *o = lines;
+            for (size_t i = 0; i < n; i++) {
+                if (i && i % 76 == 0)
+                    *o++ = '\r', *o++ = '\n';
+                *o++ = b64[i];
+            }
+            *o = '\0';
+            free(b64);
+            b64 = lines;
+        }
+        char *req = v2_request(b64, NULL);
+        free(b64);
+        struct call c = run(req, strlen(req), "application/json", RESP_CAP);
+        CU_ASSERT_EQUAL(c.status, 200);
+        json_t *t = c.json ? json_array_get(json_object_get(json_array_get(json_object_get(c.json, "outputs"), 0),
+                                                            "data"), 0) : NULL;
+        CU_ASSERT(json_is_string(t) && strcmp(json_string_value(t), line[0]) == 0);
+        if (c.status != 200 || !json_is_string(t) || strcmp(json_string_value(t), line[0]) != 0)
+            fprintf(stderr, "\n  form %zu: status %d, %s\n", v, c.status, c.body ? c.body : "?");
+        call_free(&c);
+        free(req);
+    }
+    free(png);
 }
 
 static void test_ocr_v2_malformed_json_is_400(void)
@@ -497,6 +534,7 @@ static const rm_test tests[] = {
     RM_TEST(test_ocr_truncated_png_is_400),
     RM_TEST(test_ocr_v2_json_round_trip),
     RM_TEST(test_ocr_v2_bad_base64_is_400),
+    RM_TEST(test_ocr_v2_base64_forms_accepted),
     RM_TEST(test_ocr_v2_malformed_json_is_400),
     RM_TEST(test_ocr_result_larger_than_response_cap_is_handler_error),
     RM_TEST(test_ocr_bad_language_init_fails),

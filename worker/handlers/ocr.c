@@ -58,6 +58,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,8 @@
 
 #include <jansson.h>
 #include <leptonica/allheaders.h>
+/* base64 only: libsodium's codecs keep no state and need no sodium_init() */
+#include <sodium.h>
 #include <tesseract/capi.h>
 
 #include "ringmaster_handler.h"
@@ -206,69 +209,39 @@ static int starts_with_brace(const unsigned char *p, size_t n)
 }
 
 /*
- * Base64 (RFC 4648): the standard alphabet and, leniently, the URL-safe one;
- * '=' padding optional; whitespace (MIME line breaks) ignored. Anything else
- * is an error naming the offending position. out must hold 3 * (n / 4) + 3
- * bytes. Returns the decoded length, or -1 with a message in err.
+ * Base64 (RFC 4648) by libsodium: the standard alphabet or, when the text
+ * uses '-' or '_', the URL-safe one; '=' padding optional (when present it
+ * must be right); whitespace (MIME line breaks) ignored; leftover bits must
+ * be zero. Anything else is an error naming the offending position. out
+ * must hold 3 * (n / 4) + 3 bytes. Returns the decoded length, or -1 with
+ * a message in err.
  */
 static long base64_decode(const char *in, size_t n, unsigned char *out,
                           char *err, size_t errlen)
 {
-    unsigned acc = 0;
-    int bits = 0;     /* bits held in acc */
-    size_t quad = 0;  /* data characters in the current group of 4 */
-    size_t pad = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)in[i];
-        int v;
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-            continue;
-        if (c == '=') {
-            pad++;
-            continue;
-        }
-        if (pad) {
-            snprintf(err, errlen, "bad base64: data after '=' padding at offset %zu", i);
-            return -1;
-        }
-        if (c >= 'A' && c <= 'Z')
-            v = c - 'A';
-        else if (c >= 'a' && c <= 'z')
-            v = c - 'a' + 26;
-        else if (c >= '0' && c <= '9')
-            v = c - '0' + 52;
-        else if (c == '+' || c == '-')
-            v = 62;
-        else if (c == '/' || c == '_')
-            v = 63;
-        else {
-            if (c >= 0x20 && c < 0x7f)
-                snprintf(err, errlen, "bad base64: character '%c' at offset %zu", c, i);
-            else
-                snprintf(err, errlen, "bad base64: byte 0x%02x at offset %zu", c, i);
-            return -1;
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        quad = (quad + 1) % 4;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    /* A last group of 1 character cannot encode a byte; 2 or 3 can (with 2
-     * or 1 '=' of padding when it is present). */
-    if (quad == 1) {
-        snprintf(err, errlen, "bad base64: truncated (length is not a whole number of bytes)");
-        return -1;
-    }
-    if (pad && (pad > 2 || (quad + pad) % 4 != 0)) {
-        snprintf(err, errlen, "bad base64: wrong '=' padding");
-        return -1;
-    }
-    return (long)o;
+    bool url = memchr(in, '-', n) || memchr(in, '_', n);
+    size_t e = n;
+    while (e && (in[e - 1] == ' ' || in[e - 1] == '\t' || in[e - 1] == '\r' || in[e - 1] == '\n'))
+        e--;
+    bool padded = e && in[e - 1] == '=';
+    int variant = url ? (padded ? sodium_base64_VARIANT_URLSAFE : sodium_base64_VARIANT_URLSAFE_NO_PADDING)
+                      : (padded ? sodium_base64_VARIANT_ORIGINAL : sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+    size_t len = 0;
+    const char *stop = NULL;
+    int rc = sodium_base642bin(out, n / 4 * 3 + 3, in, n, " \t\r\n", &len, &stop, variant);
+    if (rc == 0 && stop == in + n)
+        return (long)len;
+    size_t at = stop ? (size_t)(stop - in) : 0;
+    unsigned char c = at < n ? (unsigned char)in[at] : 0;
+    if (rc == 0 && c != '=' && c >= 0x20 && c < 0x7f)
+        snprintf(err, errlen, "bad base64: character '%c' at offset %zu", c, at);
+    else if (rc == 0 && c != '=')
+        snprintf(err, errlen, "bad base64: byte 0x%02x at offset %zu", c, at);
+    else if (rc == 0)
+        snprintf(err, errlen, "bad base64: stray '=' at offset %zu", at);
+    else
+        snprintf(err, errlen, "bad base64: truncated or wrong '=' padding (the length is not a whole number of bytes)");
+    return -1;
 }
 
 /*
