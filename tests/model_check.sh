@@ -21,18 +21,24 @@ work=$(mktemp -d /tmp/rm-model-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 cp "$model" ring.pml
+cp "$(dirname "$model")/stream.pml" stream.pml
+
+# must_hold LABEL MODEL CFLAGS MAXDEPTH: exhaustive search, no error allowed
+must_hold() {
+    spin -a "$2" >/dev/null
+    cc -O2 -DSAFETY $3 -o pan pan.c
+    ./pan -m"$4" >out.txt 2>&1 || true
+    grep -E "errors:|states, stored|states, matched|depth reached|elapsed" out.txt | sed "s/^/  $1: /"
+    if ! grep -q "errors: 0" out.txt || grep -q "Search not completed" out.txt; then
+        echo "model_check.sh: the model of the $1 has an error (or the search did not complete):" >&2
+        cat out.txt >&2
+        [ -f "$2.trail" ] && spin -t -p "$2" | tail -60 >&2
+        exit 1
+    fi
+}
 
 # 1. the real ring: exhaustive, no error allowed
-spin -a ring.pml >/dev/null
-cc -O2 -DSAFETY -DCOLLAPSE -o pan pan.c
-./pan -m2000000 >out.txt 2>&1 || true
-grep -E "errors:|states, stored|states, matched|depth reached|elapsed" out.txt | sed 's/^/  ringmaster ring: /'
-if ! grep -q "errors: 0" out.txt || grep -q "Search not completed" out.txt; then
-    echo "model_check.sh: the model of ringmaster's protocol has an error (or the search did not complete):" >&2
-    cat out.txt >&2
-    [ -f ring.pml.trail ] && spin -t -p ring.pml | tail -60 >&2
-    exit 1
-fi
+must_hold "ringmaster ring" ring.pml -DCOLLAPSE 2000000
 
 # 2. Vyukov's ring in the same protocol: a counterexample must exist;
 #    iterative search for the shortest one
@@ -51,17 +57,7 @@ echo "  vyukov ring: caught ($kind), shortest counterexample $len steps"
 
 # 3. the streamed answer's chunk queue (tests/model/stream.pml): no error
 #    allowed; then three broken variants, each of which must be caught.
-cp "$(dirname "$model")/stream.pml" stream.pml
-spin -a stream.pml >/dev/null
-cc -O2 -DSAFETY -o pans pan.c
-./pans -m200000 >outs.txt 2>&1 || true
-grep -E "errors:|states, stored|depth reached|elapsed" outs.txt | sed 's/^/  stream queue: /'
-if ! grep -q "errors: 0" outs.txt || grep -q "Search not completed" outs.txt; then
-    echo "model_check.sh: the model of the stream queue has an error (or the search did not complete):" >&2
-    cat outs.txt >&2
-    [ -f stream.pml.trail ] && spin -t -p stream.pml | tail -60 >&2
-    exit 1
-fi
+must_hold "stream queue" stream.pml "" 200000
 for mut in MUT_WAKE_FIRST MUT_NO_RECHECK MUT_NO_ROOM; do
     rm -f stream.pml.trail
     spin -D$mut -a stream.pml >/dev/null
