@@ -203,8 +203,16 @@ kill -TERM "$master"
 t_term=$(now)
 drain=$(sed -n 's/^drain_delay = \([0-9]*\)s$/\1/p' "$tmp/etc/ringmaster.ini")
 [ -n "$drain" ] && [ "$drain" -ge 2 ] || fail "the INI's drain_delay is not a number of seconds >= 2"
-r=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/v2/health/ready")
-[ "$r" = 503 ] || fail "readiness right after SIGTERM: $r, not 503"
+# The master takes the signal on its next loop turn: poll, 2 s at most
+# (20 tries 0.1 s apart).
+tries=0
+while :; do
+    r=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/v2/health/ready")
+    [ "$r" = 503 ] && break
+    tries=$((tries + 1))
+    [ "$tries" -lt 20 ] || fail "readiness 2 s after SIGTERM: $r, not 503"
+    sleep 0.1
+done
 served=0
 while [ $(($(now) - t_term)) -lt $((drain - 1)) ]; do
     r=$(curl -s --max-time 5 -d drain "$url/v2/models/echo/infer")

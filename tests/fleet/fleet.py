@@ -63,7 +63,9 @@ CLONE_NEWNET = 0x40000000
 CHECK_INTER_MS = 200
 CHECK_FALL = 2
 CHECK_RISE = 2
-DRAIN_DELAY = "2s"
+# 4 s: HAProxy's DOWN (FALL checks: 0.4-0.6 s) and at least two Prometheus
+# scrapes (1 s apart) of ringmaster_draining 1 fit in it on a loaded machine.
+DRAIN_DELAY = "4s"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -438,7 +440,7 @@ class Prometheus(_Program):
 class Load:
     """Threads sending echo requests through HAProxy on keep-alive
     connections (fresh: a new connection per request) until stopped. Each answer is recorded as (t, thread,
-    X-Server); a failure is anything but 200 with the body echoed (an
+    X-Server, t_start: when its request was sent); a failure is anything but 200 with the body echoed (an
     exception, another status, a wrong body). With netns, thread i runs in
     client namespace netns[i % len(netns)] and talks to its gateway address."""
 
@@ -448,7 +450,7 @@ class Load:
         self.n = threads
         self.stop_ev = threading.Event()
         self.lock = threading.Lock()
-        self.answers = []     # (t, thread, server)
+        self.answers = []     # (t, thread, server, t_start)
         self.failures = []    # (t, thread, what)
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.n)]
 
@@ -475,6 +477,7 @@ class Load:
         while not self.stop_ev.is_set():
             n += 1
             body = b"fleet %d %d" % (i, n)
+            t_start = time.monotonic()
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection(host, self.lb.port, timeout=15)
@@ -486,7 +489,7 @@ class Load:
                 t = time.monotonic()
                 with self.lock:
                     if r.status == 200 and data == body:
-                        self.answers.append((t, i, srv))
+                        self.answers.append((t, i, srv, t_start))
                     else:
                         self.failures.append((t, i, "%d %r from %s" % (r.status, data[:100], srv)))
                 if self.fresh or r.getheader("Connection", "").lower() == "close":
@@ -503,7 +506,12 @@ class Load:
 
     def served_by(self, server, since=0.0):
         with self.lock:
-            return sum(1 for t, _i, s in self.answers if s == server and t >= since)
+            return sum(1 for t, _i, s, _t0 in self.answers if s == server and t >= since)
+
+    def served_started_after(self, server, since):
+        """Answers from server to requests sent after since."""
+        with self.lock:
+            return [(t0, t) for t, _i, s, t0 in self.answers if s == server and t0 >= since]
 
     def wait_served(self, server, count, since=0.0, timeout=15):
         return wait_for(lambda: self.served_by(server, since) >= count, timeout,
@@ -517,7 +525,7 @@ class Load:
     def counts(self):
         with self.lock:
             per = {}
-            for _t, _i, s in self.answers:
+            for _t, _i, s, _t0 in self.answers:
                 per[s] = per.get(s, 0) + 1
             return len(self.answers), list(self.failures), per
 

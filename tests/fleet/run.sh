@@ -26,7 +26,7 @@ for f in "$RINGMASTER" "$RINGMASTERCTL"; do
         exit 99
     fi
 done
-# Bounded: about 30 s on 2 cores; 5 minutes is a hang (SIGTERM: the rig
+# Bounded: about 45 s on 2 cores; 5 minutes is a hang (SIGTERM: the rig
 # cleans up, then exits; SIGKILL 20 s later).
 bound=""
 command -v timeout >/dev/null 2>&1 && bound="timeout -k 20 300"

@@ -49,6 +49,10 @@ READY_TIMEOUT = 15.0
 # answered 503 "no ready worker": a server bug, caught on its own by
 # test_health.ReadyMeansServing, kept out of every other test by this wait.
 READY_SETTLE = 0.05
+# A pool may take its startup_timeout to load; waiting for ready gives every
+# start that long (plus this margin for the gateways and the first tick),
+# never less than READY_TIMEOUT.
+STARTUP_MARGIN = 5.0
 
 
 # ------------------------------------------------------------------ utilities
@@ -70,6 +74,28 @@ def metric_sum(text, name, **labels):
             found = True
             total += float(m.group(3))
     return total if found else None
+
+
+_DURATION = re.compile(r'^\s*(\d+)\s*([a-zA-Z]*)\s*$')
+_DURATION_UNITS = {"": 0.001, "ms": 0.001, "s": 1.0, "m": 60.0}
+
+
+def duration_s(value):
+    """A config duration ("30s", "2m", "500ms", plain ms) in seconds; None
+    if it does not parse (the daemon will refuse it anyway)."""
+    m = _DURATION.match(str(value))
+    if not m or m.group(2).lower() not in _DURATION_UNITS:
+        return None
+    return int(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+
+
+def ready_timeout(pools):
+    """How long a start may take before it is a failure: READY_TIMEOUT, or
+    the largest startup_timeout among pools plus STARTUP_MARGIN if that is
+    longer."""
+    longest = max((duration_s(keys["startup_timeout"]) or 0.0
+                   for keys in (pools or {}).values() if "startup_timeout" in keys), default=0.0)
+    return max(READY_TIMEOUT, longest + STARTUP_MARGIN if longest else 0.0)
 
 
 # ------------------------------------------------------------------ raw HTTP
@@ -217,7 +243,11 @@ class Server(Daemon):
                 return
             time.sleep(0.02)
 
-    def wait_ready(self, timeout=READY_TIMEOUT, settle=READY_SETTLE):
+    def wait_ready(self, timeout=None, settle=READY_SETTLE):
+        """Until ready and every worker is up; timeout defaults to
+        ready_timeout(self.pools)."""
+        if timeout is None:
+            timeout = ready_timeout(self.pools)
         deadline = time.monotonic() + timeout
         super().wait_ready(timeout=timeout)
         # Ready means one worker per pool; tests expect them all.

@@ -212,9 +212,11 @@ class BadInput(ServerTestCase):
     def slowloris(self, result, idx):
         """Send a partial header one byte at a time; record when the server
         closes the connection (None: it never did within 5 s)."""
+        # t0 before the connect: the server's header_timeout runs from its
+        # accept, which may come before this thread runs again after it.
+        t0 = time.monotonic()
         s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=5)
         try:
-            t0 = time.monotonic()
             s.sendall(b"POST /v2/models/echo/infer HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             while time.monotonic() - t0 < 5:
                 r, _, _ = select.select([s], [], [], 0.2)

@@ -153,7 +153,8 @@ class PythonApps(ServerTestCase):
             t0 = time.monotonic()
             r = subprocess.run([RINGMASTER, "-t", "-c", srv.ini], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stderr)  # -t does not run Python
-            self.assertLess(time.monotonic() - t0, 2)
+            # A cold start loads libpython (and tesseract): seconds on a slow machine.
+            self.assertLess(time.monotonic() - t0, 10)
             srv.start(wait_ready=False)
             wait_for(lambda: "marked failed" in srv.log(), 15, what="the pool marked failed")
             self.assertIn(want, srv.log())
@@ -185,8 +186,13 @@ class PythonApps(ServerTestCase):
     def test_leaking_model_is_recycled_by_max_requests(self):
         srv = self.server(pools={"py": self.pool(max_requests=4, workers=1, spares=1)})
         pids = set()
+        def handover_done():
+            w = srv.pool_status("py")["workers"]
+            return w["starting"] == 0 and w["draining"] == 0
         for _ in range(30):
-            time.sleep(0.05)  # a human pace: replacements get the time to load
+            # A human pace: a replacement gets the time to load (however
+            # long that takes here) before the next request.
+            wait_for(handover_done, 30, what="no replacement worker loading")
             st, _, got = srv.infer("py", b"leak")
             self.assertEqual(st, 200, got)
             doc = json.loads(got)
@@ -260,7 +266,9 @@ class DigitsModel(ServerTestCase):
 
     def test_digits_accuracy_on_held_out_images_through_http(self):
         srv = self.server(pools={"digits": {"handler": "python", "python_path": DIGITS, "app": "digits:Digits",
-                                            "workers": 2, "max_request_size": "8MiB"}})
+                                            "workers": 2, "max_request_size": "8MiB",
+                                            # it trains at start: the harness waits this long
+                                            "startup_timeout": "60s"}})
         code = ("import sys, json; sys.path.insert(0, %r); from digits_data import dataset; "
                 "_, _, x, y = dataset(); print(json.dumps([x.tolist(), y.tolist()]))" % DIGITS)
         x, y = json.loads(subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True,

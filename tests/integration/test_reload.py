@@ -31,10 +31,16 @@ class Reload(ServerTestCase):
             r = srv.ctl("reload")
             took = time.monotonic() - t0
             self.assertEqual(r.returncode, 0, "ringmasterctl reload: %r %r" % (r.stdout, r.stderr))
-            # reload returns when the new generation serves.
-            st = srv.pool_status("echo")
-            self.assertEqual(st["workers"]["ready"] + st["workers"]["busy"], 3, "right after reload: %r" % st)
-            self.assertEqual(st["workers"]["draining"], 0, "old generation still draining after reload: %r" % st)
+            # reload returns when the new generation serves; the worker
+            # counts in status are published by the master's loop, up to a
+            # tick later: wait for them, briefly.
+            def settled():
+                w = srv.pool_status("echo")["workers"]
+                return w if w["ready"] + w["busy"] == 3 and w["draining"] == 0 else None
+            try:
+                wait_for(settled, 2, what="3 serving workers and none draining")
+            except AssertionError:
+                self.fail("right after reload: %r" % srv.pool_status("echo"))
             new = wait_for(lambda: (lambda w: set(w) if len(w) == 3 else None)(srv.workers("echo")), 2,
                            what="3 echo worker processes")
             time.sleep(0.2)

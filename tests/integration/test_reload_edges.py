@@ -24,13 +24,21 @@ class ReloadEdges(ServerTestCase):
     def ready(self, srv):
         return srv.http("GET", "/v2/health/ready")[0]
 
+    def wait_answer(self, srv, pool, body, want):
+        """The gateways see a reload's pool table at their next tick (20 ms)
+        after ringmasterctl reload returns: wait (2 s at most) for pool's
+        answer to body to be want, (status, body) or just a status."""
+        def answer():
+            st, _, got = srv.infer(pool, body)
+            return st if isinstance(want, int) else (st, got)
+        wait_for(lambda: answer() == want, 2, what="pool %s answering %r" % (pool, want))
+
     def test_pool_added_after_a_removal_serves(self):
         srv = self.server(pools={"a": {"handler": "echo", "workers": 1}, "b": {"handler": "echo", "workers": 1}})
         self.reload(srv, {"b": {"handler": "echo", "workers": 1}})
-        self.assertEqual(srv.infer("a", b"x")[0], 404)
+        self.wait_answer(srv, "a", b"x", 404)
         self.reload(srv, {"b": {"handler": "echo", "workers": 1}, "c": {"handler": "echo", "workers": 1}})
-        st, _, body = srv.infer("c", b"new pool")
-        self.assertEqual((st, body), (200, b"new pool"))
+        self.wait_answer(srv, "c", b"new pool", (200, b"new pool"))
         self.assertEqual(self.ready(srv), 200)
         self.assertEqual(set(srv.workers("c").values()), {"ringmaster: worker c 0"})
 
@@ -38,6 +46,7 @@ class ReloadEdges(ServerTestCase):
         srv = self.server(pools={"a": {"handler": "echo", "workers": 1}})
         good = {"a": {"handler": "echo", "workers": 1}, "c": {"handler": "echo", "workers": 1}}
         self.reload(srv, good)
+        self.wait_answer(srv, "c", b"added", (200, b"added"))
         bad = dict(good, d={"handler": "/nonexistent/handler.so", "workers": 1})
         r = self.reload(srv, bad, expect=1)
         self.assertIn("d", r.stderr)

@@ -85,12 +85,14 @@ class ZeroDowntime(ServerTestCase):
         srv.write_ini()
         r = srv.ctl("reload")
         self.assertEqual(r.returncode, 0, r.stderr)
-        st, _, body = srv.infer("c", b"sleep 1 then echo")
-        self.assertEqual((st, body), (200, b"sleep 1 then echo"))
+        # The reload is done (pool c ready) when ctl returns; the gateways
+        # see the new pool table at their next tick (20 ms).
+        wait_for(lambda: srv.infer("c", b"sleep 1 then echo")[::2] == (200, b"sleep 1 then echo"), 2,
+                 what="added pool c answering 200")
         wait_for(lambda: srv.infer("b", b"x")[0] == 404, 10, what="removed pool b answering 404")
         self.assertEqual(srv.http("GET", "/v2/models/b")[0], 404)
         self.assertEqual(srv.infer("a", b"still")[2], b"still")
-        self.assertFalse(srv.workers("b"), "workers of a removed pool must be gone")
+        wait_for(lambda: not srv.workers("b"), 5, what="the workers of removed pool b gone")
 
     def test_reloads_and_worker_kills_under_load_lose_nothing(self):
         srv = self.server(pools={"echo": {"handler": "echo", "workers": 2, "max_attempts": 3}},
@@ -98,11 +100,13 @@ class ZeroDowntime(ServerTestCase):
         wait_for(lambda: self.serving(srv, "echo") == 2, 10, what="2 ready workers")
         load = LoadLoop(srv, threads=4, fresh=False).start()
         reloads = kills = 0
-        end = time.monotonic() + 8
-        next_reload = time.monotonic() + 1
+        # At least 8 s and until the minimums below are reached (a loaded
+        # machine makes each reload slower); never more than 60 s.
+        t_start = time.monotonic()
+        next_reload = t_start + 1
         n = 2
         try:
-            while time.monotonic() < end:
+            while time.monotonic() < t_start + 60 and (time.monotonic() < t_start + 8 or reloads < 5 or kills < 10):
                 if time.monotonic() >= next_reload:
                     n = 3 if n == 2 else 2
                     srv.pools["echo"]["workers"] = n
