@@ -447,17 +447,16 @@ static void print_text(const struct sample *cur, const struct sample *prev, doub
                (unsigned long long)(p->served_live + p->served_exited), (unsigned long long)p->served_live,
                (unsigned long long)p->served_exited);
         if (p->streams[RM_STREAMS_STARTED]) {
-            uint64_t s = p->streams[RM_STREAMS_STARTED], done = 0;
-            for (unsigned r = 0; r < RM_STREAM_RESULTS; r++)
-                if (r != RM_STREAMS_STARTED)
-                    done += p->streams[r];
+            /* Counters read one by one while streams go on: open is an
+             * estimate, clamped at 0. */
+            uint64_t s = p->streams[RM_STREAMS_STARTED], ended = 0;
             printf("  streams since start: %llu started", (unsigned long long)s);
             for (unsigned r = 0; r < RM_STREAM_RESULTS; r++)
-                if (r != RM_STREAMS_STARTED)
+                if (r != RM_STREAMS_STARTED) {
+                    ended += p->streams[r];
                     printf(", %llu %s", (unsigned long long)p->streams[r], rm_stream_result_name(r));
-            /* Counters read one by one, while streams go on: open is an
-             * estimate, clamped at 0. */
-            printf(", %llu open\n", (unsigned long long)(s > done ? s - done : 0));
+                }
+            printf(", %llu open\n", (unsigned long long)(s > ended ? s - ended : 0));
         }
         for (size_t k = 0; k < cur->nprocs; k++)
             if (cur->procs[k].pool == i)

@@ -150,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         die("socketpair", strerror(errno));
     gw->now = rm_now_ns();
-    gw_conn_open(gw, sv[0], NULL, 0, false);
+    gw_conn_open(gw, sv[0], NULL, 0, false, false);
 
     /* The client: everything it has; once the gateway has nothing more to
      * say for a few turns, end of input (sooner would read as a client
