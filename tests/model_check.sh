@@ -8,7 +8,8 @@
 # counterexample (so the check is not blind). Prints the state counts and the
 # counterexample's length. Then the stream queue's model (tests/model/stream.pml:
 # one worker, one gateway, the chunk records and the two Dekker pairs of its
-# wake-ups), exhaustively, and three broken variants that must be caught.
+# wake-ups, and a client that leaves), exhaustively, and four broken variants
+# that must be caught.
 # Needs spin and a C compiler (exit 77 without spin).
 set -eu
 srcdir=${srcdir:-.}
@@ -23,11 +24,12 @@ cd "$work"
 cp "$model" ring.pml
 cp "$(dirname "$model")/stream.pml" stream.pml
 
-# must_hold LABEL MODEL CFLAGS MAXDEPTH: exhaustive search, no error allowed
+# must_hold LABEL MODEL SPIN_DEFINES CC_FLAGS MAXDEPTH: exhaustive search, no
+# error allowed
 must_hold() {
-    spin -a "$2" >/dev/null
-    cc -O2 -DSAFETY $3 -o pan pan.c
-    ./pan -m"$4" >out.txt 2>&1 || true
+    spin $3 -a "$2" >/dev/null
+    cc -O2 -DSAFETY $4 -o pan pan.c
+    ./pan -m"$5" >out.txt 2>&1 || true
     grep -E "errors:|states, stored|states, matched|depth reached|elapsed" out.txt | sed "s/^/  $1: /"
     if ! grep -q "errors: 0" out.txt || grep -q "Search not completed" out.txt; then
         echo "model_check.sh: the model of the $1 has an error (or the search did not complete):" >&2
@@ -38,7 +40,7 @@ must_hold() {
 }
 
 # 1. the real ring: exhaustive, no error allowed
-must_hold "ringmaster ring" ring.pml -DCOLLAPSE 2000000
+must_hold "ringmaster ring" ring.pml "" -DCOLLAPSE 2000000
 
 # 2. Vyukov's ring in the same protocol: a counterexample must exist;
 #    iterative search for the shortest one
@@ -56,11 +58,13 @@ kind=$(grep -Eo "pan:[0-9]+: (invalid end state|assertion violated)" outv.txt | 
 echo "  vyukov ring: caught ($kind), shortest counterexample $len steps"
 
 # 3. the streamed answer's chunk queue (tests/model/stream.pml): no error
-#    allowed; then three broken variants, each of which must be caught.
-must_hold "stream queue" stream.pml "" 200000
-for mut in MUT_WAKE_FIRST MUT_NO_RECHECK MUT_NO_ROOM; do
+#    allowed, also when the client may leave at any point (-DCANCEL); then
+#    four broken variants, each of which must be caught.
+must_hold "stream queue" stream.pml "" "" 200000
+must_hold "stream queue, client may leave" stream.pml -DCANCEL "" 200000
+for mut in -DMUT_WAKE_FIRST -DMUT_NO_RECHECK -DMUT_NO_ROOM "-DCANCEL -DMUT_KICK_NO_SEQ"; do
     rm -f stream.pml.trail
-    spin -D$mut -a stream.pml >/dev/null
+    spin $mut -a stream.pml >/dev/null
     cc -O2 -DSAFETY -o panm pan.c
     ./panm -m200000 >outm.txt 2>&1 || true
     found=$(grep -Eo "pan:[0-9]+: (invalid end state|assertion violated)" outm.txt | head -1 | sed "s/^pan:[0-9]*: //")

@@ -24,12 +24,19 @@
  *   - neither side sleeps forever while the other has made progress: no
  *     futex or doorbell timeout is modelled, so a lost wake-up leaves a
  *     process blocked, which SPIN reports as an invalid end state.
+ * With -DCANCEL the client may also leave at any point: the gateway marks
+ * the slot ABORTED and kicks the futex (rm_stream_kick); the worker must
+ * then stop (its next put says CANCELLED, or its wait ends) instead of
+ * sleeping for ever. (A separate run: while the client can always leave,
+ * the gateway is never blocked, so the data path's lost wake-ups would not
+ * show as a deadlock.)
  * Built with -DMUT_WAKE_FIRST (the gateway loads s_waiting before it
  * publishes s_rpos) or -DMUT_NO_RECHECK (the gateway does not load s_wpos
  * again after storing s_rwant), the same check must find a lost wake-up;
  * with -DMUT_NO_ROOM (the worker's room check one unit too generous) it
  * must find a record overwritten before it was read or a position out of
- * bounds.
+ * bounds; with -DCANCEL -DMUT_KICK_NO_SEQ (the kick wakes a waiting worker
+ * but does not bump s_rseq) a worker left asleep after the client left.
  *
  * Units: one unit is 8 bytes (records are 8-byte aligned); a record header
  * is one unit; CAP units of area; a piece holds at most CAP/2 - 1 units, as
@@ -61,6 +68,7 @@ byte s_rwant;           /* gateway: seq_cst store; worker: seq_cst load */
 byte s_rseq;            /* gateway: bumps; worker: futex word */
 bit  s_waiting;         /* worker: stores; gateway: loads */
 bit  done_state;        /* the slot is DONE (the worker's release CAS) */
+bit  aborted;           /* the slot is ABORTED: the client left (the gateway's CAS) */
 
 /* The kernel: a sleeper on the futex word s_rseq, the gateway's doorbell
  * (an eventfd: stays set until read). */
@@ -91,7 +99,11 @@ proctype Worker()
         clen = emit_len[e];
         done = 0;
         do
-        :: /* rm_stream_put */
+        :: /* rm_stream_put: rm_stream_cancelled() first */
+            if
+            :: aborted -> goto cancelled
+            :: else -> skip
+            fi;
             r = s_rpos;                      /* acquire */
             assert(r <= wpos && wpos - r <= CAP);
             seen = r;
@@ -149,7 +161,7 @@ proctype Worker()
                 seq = s_rseq;
                 s_waiting = 1;
                 if
-                :: s_rpos == seen -> futex_wait(seq)
+                :: s_rpos == seen && !aborted -> futex_wait(seq)
                 :: else -> skip
                 fi;
                 s_waiting = 0
@@ -159,20 +171,30 @@ proctype Worker()
     od;
     /* rm_req_finish: DONE (release CAS), then the doorbell */
     done_state = 1;
-    bell = 1
+    bell = 1;
+    goto finished;
+cancelled:
+    /* emit returned CANCELLED: the worker frees the slot (ABORTED -> FREE)
+     * and takes its next request; nobody is waiting for this one */
+    skip;
+finished:
+    skip
 }
 
 proctype Gateway()
 {
     byte rpos, r, w, w2, off, need, expectv, units, pieces;
-    bit st_done, ended, more;
+    bit st_done, ended, more, gone;
     byte e, left;         /* the chunk being received and its units still due */
     expectv = 1;
     e = 0;
     left = emit_len[0];
     do
     :: ended -> break
-    :: else ->
+#ifdef CANCEL
+    :: !ended && !gone -> gone = 1; break   /* the client leaves, at any point */
+#endif
+    :: !ended ->
         /* rm_stream_read */
         st_done = done_state;               /* acquire: a DONE slot's s_wpos is final */
         w = s_wpos;
@@ -246,11 +268,32 @@ proctype Gateway()
         :: more -> skip                         /* MORE: read again */
         :: !more && st_done -> ended = 1        /* END */
         :: !more && !st_done ->
-            atomic { bell -> bell = 0 }         /* EMPTY: sleep until the doorbell */
+            /* EMPTY: sleep until the doorbell, or until the client leaves
+             * (epoll watches both) */
+            if
+            :: atomic { bell -> bell = 0 }
+#ifdef CANCEL
+            :: !gone -> gone = 1; ended = 1
+#endif
+            fi
         fi
     od;
-    /* every chunk, every data unit */
-    assert(e == NEMIT && expectv == 1 + 1 + 2 + 0 + 1 + 2)
+    if
+    :: gone ->
+        /* gw_pending_abandon: RUNNING -> ABORTED (rm_req_abandon), then
+         * rm_stream_kick: bump s_rseq and wake a worker waiting for room */
+        aborted = 1;
+#ifndef MUT_KICK_NO_SEQ
+        s_rseq++;
+#endif
+        if
+        :: s_waiting -> futex_wake()
+        :: else -> skip
+        fi
+    :: else ->
+        /* every chunk, every data unit */
+        assert(e == NEMIT && expectv == 1 + 1 + 2 + 0 + 1 + 2)
+    fi
 }
 
 init {
