@@ -73,7 +73,7 @@ class FakeNotify:
         self.bound = "\0" + addr[1:] if addr.startswith("@") else addr
         self.sock.bind(self.bound)
         self.addr = addr
-        self.msgs = []  # (arrival time, time.time() clock, sender pid, text)
+        self.msgs = []  # (kernel arrival time on the time.time() clock, sender pid, text)
         self.synced = 0  # sync markers seen
         self.lock = threading.Lock()
         self.stop = False
@@ -180,9 +180,9 @@ class NotifyTest(unittest.TestCase):
         first_ready = self.notify.find("READY=1")
         set_workers(self.daemon, 3)
         r = subprocess.run([CTL, "-c", self.ini, "reload"], capture_output=True, text=True, timeout=30)
+        t_ctl_done = time.time()  # the clock of the kernel's arrival times
         self.assertEqual(r.returncode, 0, r.stderr + self.daemon.log())
-        # Whatever the master sent before ctl returned is recorded after
-        # sync(): READY=1 must be among it (the reload is done when ctl says so).
+        # Everything the master sent so far is recorded after sync().
         self.notify.sync()
         i_rel = self.notify.find("RELOADING=1", first_ready + 1)
         self.assertIsNotNone(i_rel, self.notify.texts())
@@ -191,6 +191,8 @@ class NotifyTest(unittest.TestCase):
         self.assertNotIn("READY=1", msg.split("\n"))  # never combined
         i_ready = self.notify.find("READY=1", i_rel + 1)
         self.assertIsNotNone(i_ready, self.notify.texts())
+        # sent before ctl returned (the reload is done when ctl says so)
+        self.assertLessEqual(self.notify.msgs[i_ready][0], t_ctl_done)
         self.assertEqual(self.daemon.stop(), 0, self.daemon.log())
         self.notify.sync()
         self.assertIsNotNone(self.notify.find("STOPPING=1"), self.notify.texts())
