@@ -77,7 +77,14 @@ static int command(const struct rm_config *cfg, const char *cmd)
      * for another configuration (and says which one it runs). */
     char abs[PATH_MAX], line[PATH_MAX + 32];
     snprintf(line, sizeof line, "%s %s\n", cmd, realpath(cfg->path, abs) ? abs : cfg->path);
-    int master_pid = read_pid(cfg);
+    /* The master, to follow a stop: the control socket's owner as the
+     * kernel names it in our PID namespace (SO_PEERCRED), so that a
+     * ringmasterctl outside a container finds the master that calls itself
+     * PID 1 in its pid file. 0: not visible from here; then the pid file. */
+    struct ucred peer = {0};
+    socklen_t plen = sizeof peer;
+    int master_pid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) == 0 && peer.pid > 0 ? peer.pid
+                                                                                               : read_pid(cfg);
     if (write(fd, line, strlen(line)) < 0) {
         fprintf(stderr, "ringmasterctl: write: %s\n", strerror(errno));
         return 1;

@@ -203,6 +203,23 @@ class Pid1(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
         self.stop_and_check(kill_from_inside)
 
+    def test_ringmasterctl_stop_from_outside_the_namespace_follows_the_stop(self):
+        # The pid file says 1 (the master's pid in its namespace); from out
+        # here ringmasterctl must still find the master (the control
+        # socket's peer, as the kernel names it here) and return when it
+        # has stopped, not watch this namespace's PID 1.
+        with open(os.path.join(self.d.tmp, "run", "ringmaster.pid")) as f:
+            self.assertEqual(f.read().split(), ["1"])
+        ctl = {}
+
+        def ctl_stop():
+            ctl["proc"] = subprocess.Popen([RINGMASTERCTL, "-c", self.d.ini, "stop"], stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
+        self.stop_and_check(ctl_stop)
+        out, err = ctl["proc"].communicate(timeout=10)
+        self.assertEqual(ctl["proc"].returncode, 0, out + err)
+        self.assertIn("stop: stopped", out)
+
     def stop_and_check(self, send_sigterm):
         """A request in flight over the SIGTERM is answered; readiness is
         503 at once and requests are served during drain_delay; the master
