@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fleet import (HAPROXY, PROMETHEUS, Load, Rig, leftovers,  # noqa: E402
                    sweep_stale, wait_for)
+from rmtest import ReportOnFailure  # noqa: E402
 
 SRCDIR = os.path.abspath(os.environ.get("srcdir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")))
 ALERTS = os.path.join(SRCDIR, "etc", "prometheus", "ringmaster-alerts.yml")
@@ -97,7 +98,7 @@ def one_request(host, port, pool="echo", body=b"x", timeout=15):
         conn.close()
 
 
-class LbCase(unittest.TestCase):
+class LbCase(ReportOnFailure):
     """One HAProxy for the class (BALANCE), logs printed when a test fails."""
     BALANCE = None
     LOAD_THREADS = 4
@@ -110,20 +111,14 @@ class LbCase(unittest.TestCase):
     def tearDownClass(cls):
         cls.lb.cleanup()
 
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            lines = self.lb.log().splitlines()
-            odd = [ln for ln in lines if " 200 " not in ln or " ---- " not in ln]
-            sys.stderr.write("\n----- haproxy log (%s): %d lines, the %d not '200 ----' (last 80) -----\n%s\n" % (
-                self.id(), len(lines), len(odd), "\n".join(odd[-80:])))
-            for h in RIG.hosts + RIG.retired[-2:]:
-                if h is not None:
-                    sys.stderr.write("----- %s (pid %s) stderr -----\n%s" % (h.name, h.pid, h.log()[-3000:]))
-        return out
+    def report_failure(self):
+        lines = self.lb.log().splitlines()
+        odd = [ln for ln in lines if " 200 " not in ln or " ---- " not in ln]
+        sys.stderr.write("\n----- haproxy log (%s): %d lines, the %d not '200 ----' (last 80) -----\n%s\n" % (
+            self.id(), len(lines), len(odd), "\n".join(odd[-80:])))
+        for h in RIG.hosts + RIG.retired[-2:]:
+            if h is not None:
+                sys.stderr.write("----- %s (pid %s) stderr -----\n%s" % (h.name, h.pid, h.log()[-3000:]))
 
     def setUp(self):
         # Every host serving and seen UP, whatever the test before did.

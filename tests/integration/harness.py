@@ -34,7 +34,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 
-from rmtest import (RINGMASTER, RINGMASTERCTL, Daemon, alive, children,  # noqa: E402,F401 (re-exported)
+from rmtest import (RINGMASTER, RINGMASTERCTL, Daemon, ReportOnFailure, alive, children,  # noqa: E402,F401 (re-exported)
                     free_port, proc_stat, proc_title, wait_for)
 
 EXAMPLE_UPPER_SO = os.path.abspath(os.environ.get(
@@ -441,7 +441,7 @@ class LoadLoop:
             return self.ok, dict(self.statuses), list(self.errors), list(self.bad)
 
 
-class ServerTestCase(unittest.TestCase):
+class ServerTestCase(ReportOnFailure):
     """Prints the daemon's stderr of every server of a test that failed."""
 
     def setUp(self):
@@ -455,14 +455,8 @@ class ServerTestCase(unittest.TestCase):
             srv.start()
         return srv
 
-    def run(self, result=None):
-        if result is None:
-            return super().run(result)
-        before = len(result.failures) + len(result.errors)
-        out = super().run(result)
-        if len(result.failures) + len(result.errors) > before:
-            srvs = list(getattr(self, "servers", [])) + list(getattr(type(self), "class_servers", []))
-            for srv in srvs:
-                sys.stderr.write("\n----- ringmaster stderr (%s, port %d, pid %s) -----\n%s"
-                                 "----- end of stderr -----\n" % (self.id(), srv.port, srv.pid, srv.log()))
-        return out
+    def report_failure(self):
+        srvs = list(getattr(self, "servers", [])) + list(getattr(type(self), "class_servers", []))
+        for srv in srvs:
+            sys.stderr.write("\n----- ringmaster stderr (%s, port %d, pid %s) -----\n%s"
+                             "----- end of stderr -----\n" % (self.id(), srv.port, srv.pid, srv.log()))

@@ -38,6 +38,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 RINGMASTER = os.path.abspath(os.environ.get("RINGMASTER", "./ringmaster"))
 RINGMASTERCTL = os.path.abspath(os.environ.get("RINGMASTERCTL", "./ringmasterctl"))
@@ -163,6 +164,23 @@ def ini_text(global_keys, pools):
     for name, keys in pools.items():
         lines += ["", "[pool %s]" % name] + ["%s = %s" % (k, value(v)) for k, v in keys.items()]
     return "\n".join(lines) + "\n"
+
+
+class ReportOnFailure(unittest.TestCase):
+    """A test case that calls self.report_failure() (to print logs) when the
+    test failed or raised, after its cleanups."""
+
+    def report_failure(self):
+        pass
+
+    def run(self, result=None):
+        if result is None:
+            return super().run(result)
+        before = len(result.failures) + len(result.errors)
+        out = super().run(result)
+        if len(result.failures) + len(result.errors) > before:
+            self.report_failure()
+        return out
 
 
 # ------------------------------------------------------------------ the daemon
